@@ -1,0 +1,45 @@
+"""Timestamps that stay right when the code under test mocks time.
+
+The wall clock is read once, when the run starts; every later instant is that reading
+plus a monotonic offset.  The real functions are bound as default arguments: freezegun
+replaces module attributes that point at the real time functions, but it does not look
+inside function defaults, so a frozen or monkeypatched clock cannot reach us.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time as _time
+
+_UTC = _dt.timezone.utc
+
+
+class Clock:
+    """A run's clock: `now()` gives monotonic nanoseconds, `iso()` turns them into UTC text."""
+
+    def __init__(self, _wall_ns=_time.time_ns, _mono_ns=_time.monotonic_ns) -> None:
+        self._mono_ns = _mono_ns
+        self._mono_start = _mono_ns()
+        self._wall_start_ns = _wall_ns()
+
+    def now(self) -> int:
+        """Monotonic nanoseconds; cheap enough for every behave callback."""
+        return self._mono_ns()
+
+    def iso(self, mono_ns: int | None = None) -> str:
+        """ISO 8601 UTC with milliseconds and a Z, e.g. 2025-11-11T10:30:05.123Z."""
+        if mono_ns is None:
+            mono_ns = self._mono_ns()
+        wall_ms = (self._wall_start_ns + (mono_ns - self._mono_start)) // 1_000_000
+        return iso_from_epoch_ms(wall_ms)
+
+
+def iso_from_epoch_ms(epoch_ms: int) -> str:
+    seconds, millis = divmod(epoch_ms, 1000)
+    moment = _dt.datetime(1970, 1, 1, tzinfo=_UTC) + _dt.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+
+
+def duration_ms(start_ns: int, end_ns: int) -> int:
+    """Whole milliseconds, rounded; never negative."""
+    return max(0, (end_ns - start_ns + 500_000) // 1_000_000)

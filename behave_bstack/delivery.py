@@ -1,0 +1,472 @@
+"""Delivery: send a run's journal to TRA in dependency order, many calls in flight.
+
+One Delivery owns one journal directory.  Its main thread owns every piece of state;
+worker threads only make HTTP calls and hand back what happened.  The rules:
+
+* An event waits until the ids it needs are known: the build's id, the id of the test or
+  hook it finishes, and every {"$ref": ...} in its body.
+* 2xx: acknowledged (start calls record the id the server issued).  Acks are appended to
+  acks.jsonl at once, so a later `behave-bstack upload` never repeats them.
+* 408, 429, 5xx, connection errors and timeouts: retried with exponential backoff and
+  jitter.  The pause is shared by all workers (when the service is down, every call would
+  fail alike); a 429's Retry-After sets it exactly.
+* 401/403 and fatal transport errors (TLS verification, proxy auth): delivery stops at
+  once with one message; the journal keeps everything.
+* Any other 4xx: that event is marked failed with the server's message, its dependants
+  are marked failed too, and everything else continues.
+* build_finish goes last, after every other event is settled.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import journal
+from .routes import BUILD_URL, ROUTES, SENDABLE, STARTS, path_for
+from .transport import Response, Transport, TransportError
+
+log = logging.getLogger("behave_bstack")
+
+FAILED = object()  # the id of a start that the server refused for good
+
+
+@dataclass
+class Outcome:
+    """What a worker learnt from one attempt."""
+
+    seq: int
+    response: Response | None = None
+    error: TransportError | None = None
+
+
+@dataclass
+class Tally:
+    delivered: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+    log_entries: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def count(self, bucket: dict[str, int], op: str) -> None:
+        bucket[op] = bucket.get(op, 0) + 1
+
+
+def refs_in(value) -> list[str]:
+    """Every {"$ref": x} inside a body."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if len(item) == 1 and "$ref" in item:
+                found.append(item["$ref"])
+            else:
+                stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _is_ref(item) -> bool:
+    return isinstance(item, dict) and len(item) == 1 and "$ref" in item
+
+
+class Delivery:
+    def __init__(
+        self,
+        directory: Path,
+        transport: Transport | None,
+        concurrency: int = 16,
+        max_attempts: int | None = None,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 30.0,
+    ) -> None:
+        self.directory = Path(directory)
+        self.transport = transport
+        self.concurrency = max(1, concurrency)
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.reader = journal.LineReader(self.directory / journal.EVENTS)
+        self.acks = journal.load_acks(self.directory)
+        self.ack_log: journal.AckLog | None = None
+        self.ids: dict[str, object] = {}
+        self.events: dict[int, dict] = {}  # seq -> event not yet settled
+        self.attempts: dict[int, int] = {}
+        self.ready: list[int] = []
+        self.waiting_since: dict[int, float] = {}
+        self.in_flight: set[int] = set()
+        self.pause_until = 0.0
+        self.consecutive_failures = 0
+        self.ended = False  # the writer closed the run (an "end" event)
+        self.meta: dict = {}
+        self.max_seq = 0
+        self.last_time: str | None = None
+        self.stop_reason: str | None = None
+        self.stopping = threading.Event()
+        self.tally = Tally()
+        self._results: queue.Queue[Outcome] = queue.Queue()
+        self._work: queue.Queue[int | None] = queue.Queue()
+        self._workers: list[threading.Thread] = []
+        self.open_runs: dict[str, dict] = {}  # ref -> start event, until its finish is journaled
+
+    # -- reading the journal ------------------------------------------------
+    def load_new(self) -> int:
+        records = self.reader.read_new()
+        for record in records:
+            self._take(record)
+        return len(records)
+
+    def _take(self, record: dict) -> None:
+        seq, op = record.get("seq"), record.get("op")
+        if not isinstance(seq, int):
+            return
+        self.max_seq = max(self.max_seq, seq)
+        body = record.get("body") or {}
+        stamp = body.get("finished_at") or body.get("started_at")
+        if isinstance(stamp, str) and (self.last_time is None or stamp > self.last_time):
+            self.last_time = stamp
+        if op == "meta":
+            self.meta = body
+            if body.get("build_hashed_id"):
+                self.ids["build"] = body["build_hashed_id"]
+            return
+        if op == "end":
+            self.ended = True
+            return
+        if op not in SENDABLE:
+            return
+        ref = record.get("ref")
+        if op in ("test_start", "hook_start") and ref:
+            self.open_runs[ref] = record
+        elif op in ("test_finish", "hook_finish") and ref:
+            self.open_runs.pop(ref, None)
+        ack = self.acks.get(seq)
+        if ack is not None:
+            if ack.get("ok"):
+                if op in STARTS and ref:
+                    self.ids[ref] = ack.get("id")
+                self._count_delivered(op, body)
+            elif ref and op in STARTS:
+                self.ids[ref] = FAILED
+            return
+        self.events[seq] = record
+        self.ready.append(seq)
+
+    # -- the loop -----------------------------------------------------------
+    def start_workers(self) -> None:
+        if self.transport is None:
+            return
+        if self.ack_log is None:
+            self.ack_log = journal.AckLog(self.directory)
+        for index in range(self.concurrency):
+            worker = threading.Thread(
+                target=self._work_loop, name=f"bstack-send-{index}", daemon=True
+            )
+            worker.start()
+            self._workers.append(worker)
+
+    def step(self, wait: float = 0.05) -> None:
+        """One turn of the main loop: settle answers, then hand out what can go."""
+        try:
+            outcome = self._results.get(timeout=wait)
+            self._settle(outcome)
+            while True:
+                self._settle(self._results.get_nowait())
+        except queue.Empty:
+            pass
+        self._dispatch()
+
+    def settled(self) -> bool:
+        return not self.events and not self.in_flight
+
+    def run_until(self, deadline: float, follow: bool = False, alive=lambda: True) -> None:
+        """Deliver until everything is settled (and, when following, the run has ended),
+        the deadline passes, or delivery was stopped."""
+        self.start_workers()
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            if follow:
+                self.load_new()
+            if self.settled() and (self.ended or not follow):
+                break
+            if follow and not alive():
+                return  # the writer died: the caller decides how to close its runs
+            if self.stop_reason:
+                break
+            self.step()
+
+    def shutdown(self) -> None:
+        for _ in self._workers:
+            self._work.put(None)
+        if self.ack_log is not None:
+            self.ack_log.close()
+            self.ack_log = None
+
+    # -- dispatch -----------------------------------------------------------
+    def _dispatch(self) -> None:
+        if self.transport is None or self.stop_reason:
+            return
+        now = time.monotonic()
+        if now < self.pause_until:
+            return
+        still_waiting: list[int] = []
+        for seq in self.ready:
+            if len(self.in_flight) >= self.concurrency:
+                still_waiting.append(seq)
+                continue
+            event = self.events.get(seq)
+            if event is None:
+                continue
+            if self.waiting_since.get(seq, 0) > now:
+                still_waiting.append(seq)
+                continue
+            verdict = self._blocked_by(event)
+            if verdict is True:
+                still_waiting.append(seq)
+            elif verdict:
+                self._fail(seq, event, None, verdict)
+            else:
+                self.in_flight.add(seq)
+                self._work.put(seq)
+        self.ready = still_waiting
+
+    def _blocked_by(self, event: dict):
+        """True to wait, a reason string to fail now, or False when it can go."""
+        op = event["op"]
+        build = self.ids.get("build")
+        if op != "build_start":
+            if build is FAILED:
+                return "the build could not be started"
+            if build is None:
+                return True
+        if op in ("test_finish", "hook_finish"):
+            target = self.ids.get(event.get("ref"))
+            if target is FAILED:
+                return f"its start ({event.get('ref')}) was refused"
+            if target is None:
+                return True
+        if op == "build_finish":
+            others = [s for s in self.events if s != event["seq"]]
+            if others or len(self.in_flight) > 0:
+                return True
+        for ref in refs_in(event.get("body")):
+            if self.ids.get(ref) is None:
+                return True
+        return False
+
+    def _resolve(self, value):
+        """The body with every {"$ref": x} replaced by x's server id; refused ones removed."""
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if _is_ref(item):
+                    target = self.ids.get(item["$ref"])
+                    if target is not FAILED and target is not None:
+                        out[key] = target
+                else:
+                    out[key] = self._resolve(item)
+            return out
+        if isinstance(value, list):
+            out_list = []
+            for item in value:
+                if _is_ref(item):
+                    target = self.ids.get(item["$ref"])
+                    if target is not FAILED and target is not None:
+                        out_list.append(target)
+                elif isinstance(item, dict) and any(
+                    _is_ref(v) and self.ids.get(v["$ref"]) is FAILED for v in item.values()
+                ):
+                    continue  # a log entry of a run the server refused: nowhere to put it
+                else:
+                    out_list.append(self._resolve(item))
+            return out_list
+        return value
+
+    def _work_loop(self) -> None:
+        while True:
+            seq = self._work.get()
+            if seq is None:
+                return
+            self._results.put(self._attempt(seq))
+
+    def _attempt(self, seq: int) -> Outcome:
+        event = self.events[seq]
+        op = event["op"]
+        method = ROUTES[op][0]
+        target = self.ids.get(event.get("ref")) if op in ("test_finish", "hook_finish") else None
+        path = path_for(op, self.ids.get("build"), target)
+        body = self._resolve(event.get("body") or {})
+        try:
+            return Outcome(seq, response=self.transport.request(method, path, body))
+        except TransportError as exc:
+            return Outcome(seq, error=exc)
+        except Exception as exc:  # noqa: BLE001 - a worker must never die
+            return Outcome(seq, error=TransportError("unknown", f"{type(exc).__name__}: {exc}"))
+
+    # -- answers ------------------------------------------------------------
+    def _settle(self, outcome: Outcome) -> None:
+        seq = outcome.seq
+        self.in_flight.discard(seq)
+        event = self.events.get(seq)
+        if event is None:
+            return
+        response, error = outcome.response, outcome.error
+        if error is not None:
+            if error.fatal:
+                self._stop(str(error))
+                self.ready.append(seq)
+            else:
+                self._retry(seq, str(error))
+            return
+        status = response.status
+        if 200 <= status < 300:
+            self._acknowledge(seq, event, response)
+        elif status in (401, 403):
+            self._stop(
+                f"BrowserStack refused the credentials ({status} {response.message()}); "
+                "check BROWSERSTACK_USERNAME and BROWSERSTACK_ACCESS_KEY"
+            )
+            self.ready.append(seq)
+        elif status in (408, 429) or status >= 500:
+            self._retry(seq, f"HTTP {status} {response.message()}", retry_after(response))
+        else:
+            self._fail(seq, event, status, f"HTTP {status}: {response.message()}")
+
+    def _acknowledge(self, seq: int, event: dict, response: Response) -> None:
+        op, ref = event["op"], event.get("ref")
+        server_id = None
+        if op in STARTS:
+            data = response.json() or {}
+            server_id = data.get(ROUTES[op][2])
+            if not isinstance(server_id, str) or not server_id:
+                self._retry(seq, f"HTTP {response.status} answer without {ROUTES[op][2]}")
+                return
+            self.ids[ref] = server_id
+        self.consecutive_failures = 0
+        fields = {"ok": True}
+        if server_id:
+            fields["id"] = server_id
+        self.ack_log.record(seq, **fields)
+        del self.events[seq]
+        self.attempts.pop(seq, None)
+        self._count_delivered(op, event.get("body") or {})
+
+    def _count_delivered(self, op: str, body: dict) -> None:
+        self.tally.count(self.tally.delivered, op)
+        if op == "logs":
+            self.tally.log_entries += len(body.get("logs") or [])
+
+    def _fail(self, seq: int, event: dict, status: int | None, reason: str) -> None:
+        op, ref = event["op"], event.get("ref")
+        if op in STARTS and ref:
+            self.ids[ref] = FAILED
+        if self.ack_log is not None:
+            self.ack_log.record(seq, ok=False, status=status, error=reason)
+        self.events.pop(seq, None)
+        self.tally.count(self.tally.failed, op)
+        if len(self.tally.reasons) < 10:
+            self.tally.reasons.append(f"{op} {describe(event)}: {reason}")
+        log.warning("bstack: %s %s not accepted: %s", op, describe(event), reason)
+
+    def _retry(self, seq: int, reason: str, after: float | None = None) -> None:
+        self.tally.retries += 1
+        attempts = self.attempts[seq] = self.attempts.get(seq, 0) + 1
+        self.consecutive_failures += 1
+        if after is None:
+            step = min(
+                self.backoff_cap, self.backoff_base * 2 ** min(self.consecutive_failures, 16)
+            )
+            after = random.uniform(step / 2, step)
+        self.pause_until = max(self.pause_until, time.monotonic() + after)
+        log.debug("bstack: retrying seq %s in %.2fs: %s", seq, after, reason)
+        self.ready.insert(0, seq)
+        if self.max_attempts is not None and attempts >= self.max_attempts:
+            # The service keeps failing: stop, and leave the rest for the next upload.
+            self._stop(f"still failing after {attempts} attempts: {reason}")
+
+    def _stop(self, reason: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = reason
+            log.error("bstack: delivery stopped: %s", reason)
+
+    # -- closing runs the writer never closed ---------------------------------
+    def close_interrupted(self, why: str) -> int:
+        """Journal a failed finish for every test and hook run that was started but never
+        finished, and a build finish if the run did not write one.  Returns how many."""
+        records = []
+        finished_at = self.last_time
+        for ref, start in list(self.open_runs.items()):
+            body = start.get("body") or {}
+            finish = {
+                "result": "failed",
+                "finished_at": finished_at or body.get("started_at"),
+                "file_name": body.get("file_name"),
+                "scopes": body.get("scopes"),
+                "failure": [{"backtrace": [why]}],
+            }
+            if start["op"] == "hook_start":
+                finish["hook_type"] = body.get("hook_type")
+                records.append({"op": "hook_finish", "ref": ref, "body": finish})
+            else:
+                records.append({"op": "test_finish", "ref": ref, "body": finish})
+        has_finish = any(e["op"] == "build_finish" for e in self.events.values())
+        build_finished = self.tally.delivered.get("build_finish")
+        if not has_finish and not build_finished and self.meta.get("owns_build", True):
+            records.append({"op": "build_finish", "body": {"finished_at": finished_at}})
+        if not records:
+            return 0
+        writer = journal.Appender(self.directory, self.max_seq)
+        for record in records:
+            record["seq"] = writer.append(record)
+        writer.close()
+        for record in records:
+            self._take(record)
+        self.ended = True
+        return len(records)
+
+    # -- figures --------------------------------------------------------------
+    def report(self) -> dict:
+        build = self.ids.get("build")
+        pending = len(self.events)
+        return {
+            "build_hashed_id": build if isinstance(build, str) else None,
+            "build_url": BUILD_URL.format(build=build) if isinstance(build, str) else None,
+            "delivered": dict(self.tally.delivered),
+            "failed": dict(self.tally.failed),
+            "log_entries": self.tally.log_entries,
+            "retries": self.tally.retries,
+            "pending": pending,
+            "reasons": list(self.tally.reasons),
+            "stopped": self.stop_reason,
+            "ended": self.ended,
+        }
+
+
+def retry_after(response: Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), 300.0)
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        moment = parsedate_to_datetime(value)
+        return min(max(moment.timestamp() - time.time(), 0.0), 300.0)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def describe(event: dict) -> str:
+    body = event.get("body") or {}
+    name = body.get("name") or body.get("hook_type") or ""
+    ref = event.get("ref") or ""
+    return f"{ref} {name!r}".strip() if name else ref or f"#{event.get('seq')}"

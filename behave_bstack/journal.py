@@ -1,0 +1,187 @@
+"""The run journal: an append-only outbox on disk, one directory per behave process.
+
+    <journal_dir>/<run_id>/events.jsonl   what must be sent, in order (written by behave)
+    <journal_dir>/<run_id>/acks.jsonl     what the server acknowledged or refused (uploader)
+    <journal_dir>/<run_id>/report.json    the last delivery's figures (uploader)
+    <journal_dir>/<run_id>/attachments/   bytes of attachments
+
+An event is one API call: {"seq", "op", "ref", "body"}.  `ref` names the local id the call
+creates or targets ("build", "t12", "h3"); inside a body, {"$ref": "t12"} stands for the
+server id that the start of t12 returns.  Ids are only known once the server answered, so
+the journal never needs rewriting: the acks supply them.
+
+Every file is created readable by its owner only.  Each event is written with one
+os.write() call, so a killed process leaves at most one partial last line, which readers
+skip until it is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+EVENTS = "events.jsonl"
+ACKS = "acks.jsonl"
+REPORT = "report.json"
+ATTACHMENTS = "attachments"
+LOCK = "upload.lock"
+
+
+def new_run_id() -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{stamp}-{os.getpid()}-{random.randrange(16**4):04x}"
+
+
+def _dumps(record: dict) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+def make_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
+    return os.open(path, flags, 0o600)
+
+
+class JournalWriter:
+    """Appends events; used by the behave process (one writer per journal)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        make_private_dir(self.directory)
+        self._fd = open_private(
+            self.directory / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL
+        )
+        self._seq = 0
+
+    def append(self, op: str, body: dict | None = None, ref: str | None = None) -> int:
+        self._seq += 1
+        record: dict = {"seq": self._seq, "op": op}
+        if ref is not None:
+            record["ref"] = ref
+        if body is not None:
+            record["body"] = body
+        os.write(self._fd, _dumps(record))
+        return self._seq
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def attachment_path(self, name: str) -> Path:
+        folder = self.directory / ATTACHMENTS
+        make_private_dir(folder)
+        return folder / name
+
+
+class LineReader:
+    """Reads the complete lines a file has gained since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+
+    def read_new(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        if not chunk:
+            return []
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        records = []
+        for line in lines:
+            if line.strip():
+                try:
+                    records.append(json.loads(line.decode("utf-8", "surrogatepass")))
+                except ValueError:
+                    continue  # a torn line from a crash: nothing to send from it
+        return records
+
+
+def read_all(path: Path) -> list[dict]:
+    return LineReader(path).read_new()
+
+
+class AckLog:
+    """What delivery learnt, one JSON line per event: {"seq", "ok", "id"?, "status"?, "error"?}."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = Path(directory) / ACKS
+        self._fd = open_private(self.path)
+
+    def record(self, seq: int, **fields) -> None:
+        os.write(self._fd, _dumps({"seq": seq, **fields}))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def load_acks(directory: Path) -> dict[int, dict]:
+    return {ack["seq"]: ack for ack in read_all(Path(directory) / ACKS) if "seq" in ack}
+
+
+def run_directories(journal_dir: Path) -> Iterator[Path]:
+    root = Path(journal_dir)
+    if not root.is_dir():
+        return iter(())
+    return iter(sorted(p for p in root.iterdir() if (p / EVENTS).is_file()))
+
+
+def write_report(directory: Path, report: dict) -> None:
+    tmp = Path(directory) / (REPORT + ".tmp")
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=1)
+    os.replace(tmp, Path(directory) / REPORT)
+
+
+def read_report(directory: Path) -> dict | None:
+    try:
+        return json.loads((Path(directory) / REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class Appender:
+    """Adds events to a journal whose writer is gone (closing interrupted runs)."""
+
+    def __init__(self, directory: Path, last_seq: int) -> None:
+        self._fd = open_private(Path(directory) / EVENTS)
+        self._seq = last_seq
+
+    def append(self, record: dict) -> int:
+        self._seq += 1
+        os.write(self._fd, _dumps({**record, "seq": self._seq}))
+        return self._seq
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def try_lock(directory: Path):
+    """An exclusive, non-blocking lock on a journal, so that one process delivers it at a
+    time.  Returns an open file (keep it to hold the lock) or None when someone holds it."""
+    import fcntl
+
+    fd = open_private(Path(directory) / LOCK, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "r+")

@@ -1,0 +1,238 @@
+"""The one place that speaks HTTP.
+
+Built on the standard library's http.client rather than requests: delivery makes two or
+more calls per scenario, and requests costs about five times the CPU per call measured
+here (design.md §2), which decides whether reporting slows a fast suite.  Each thread
+keeps its own kept-alive connection.
+
+Errors come out as TransportError with a message that names the host, the proxy and the
+setting to change, never the credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+import ssl
+import threading
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict | None:
+        try:
+            data = json.loads(self.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def message(self) -> str:
+        """The server's explanation, short and on one line."""
+        data = self.json()
+        text = str(data.get("message", "")) if data else self.body.decode("utf-8", "replace")
+        text = " ".join(text.split())
+        return text[:500] or http.client.responses.get(self.status, "")
+
+
+class TransportError(Exception):
+    """A call that got no HTTP answer.  `fatal` errors will not heal by retrying."""
+
+    def __init__(self, kind: str, message: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.fatal = fatal
+
+
+class Transport:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        access_key: str,
+        timeout: float = 15.0,
+        ca_bundle: str | None = None,
+        https_proxy: str | None = None,
+        http_proxy: str | None = None,
+        no_proxy: str | None = None,
+    ) -> None:
+        parsed = urllib.parse.urlsplit(base_url.rstrip("/"))
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"API URL must be http(s)://host[:port]: {base_url!r}")
+        if parsed.scheme == "http" and not is_loopback(parsed.hostname):
+            raise ValueError(
+                f"refusing plain http:// to {parsed.hostname}: credentials would travel "
+                "unencrypted (only loopback hosts may use http)"
+            )
+        self.scheme = parsed.scheme
+        self.host = parsed.hostname
+        self.port = parsed.port or (443 if self.scheme == "https" else 80)
+        self.prefix = parsed.path
+        self.timeout = timeout
+        token = base64.b64encode(f"{username}:{access_key}".encode()).decode("ascii")
+        self._headers = {
+            "Authorization": "Basic " + token,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "behave-bstack",
+        }
+        self._ssl = None
+        if self.scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=ca_bundle or None)
+        self.proxy = self._choose_proxy(https_proxy, http_proxy, no_proxy)
+        self._local = threading.local()
+
+    def __repr__(self) -> str:  # never show the Authorization header
+        return f"Transport({self.scheme}://{self.host}:{self.port}{self.prefix})"
+
+    # -- proxy --------------------------------------------------------------
+    def _choose_proxy(self, https_proxy, http_proxy, no_proxy) -> urllib.parse.SplitResult | None:
+        if is_loopback(self.host):
+            return None
+        env = urllib.request.getproxies()
+        if self.scheme == "https":
+            proxy = https_proxy or env.get("https")
+        else:
+            proxy = http_proxy or env.get("http")
+        if not proxy:
+            return None
+        bypass = no_proxy if no_proxy is not None else env.get("no")
+        if bypass and urllib.request.proxy_bypass_environment(self.host, {"no": bypass}):
+            return None
+        if "://" not in proxy:
+            proxy = "http://" + proxy
+        return urllib.parse.urlsplit(proxy)
+
+    def describe_route(self) -> str:
+        target = f"{self.scheme}://{self.host}:{self.port}"
+        if self.proxy:
+            return f"{target} via proxy {self.proxy.hostname}:{self.proxy.port or 80}"
+        return target
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if not self.proxy:
+            if self.scheme == "https":
+                return http.client.HTTPSConnection(
+                    self.host, self.port, timeout=self.timeout, context=self._ssl
+                )
+            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        proxy_host, proxy_port = self.proxy.hostname, self.proxy.port or 80
+        if self.scheme == "http":
+            # Plain http through a proxy: absolute-URI requests (see _send).
+            return http.client.HTTPConnection(proxy_host, proxy_port, timeout=self.timeout)
+        # https: a CONNECT tunnel through the proxy, then TLS to the API host inside it.
+        headers = {}
+        if self.proxy.username:
+            user = urllib.parse.unquote(self.proxy.username)
+            password = urllib.parse.unquote(self.proxy.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            headers["Proxy-Authorization"] = "Basic " + token
+        conn = http.client.HTTPSConnection(
+            proxy_host, proxy_port, timeout=self.timeout, context=self._ssl
+        )
+        conn.set_tunnel(self.host, self.port, headers=headers)
+        return conn
+
+    # -- calls --------------------------------------------------------------
+    def request(self, method: str, path: str, body: dict | None = None) -> Response:
+        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        conn = getattr(self._local, "conn", None)
+        fresh = conn is None
+        if fresh:
+            conn = self._local.conn = self._connect()
+        try:
+            return self._send(conn, method, path, payload)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+            self.drop_connection()
+            if fresh:
+                raise self._explain(exc) from None
+            # A kept-alive connection the server had closed: one immediate retry on a new one.
+            conn = self._local.conn = self._connect()
+            try:
+                return self._send(conn, method, path, payload)
+            except Exception as exc2:  # noqa: BLE001 - every failure is explained below
+                self.drop_connection()
+                raise self._explain(exc2) from None
+        except Exception as exc:  # noqa: BLE001
+            self.drop_connection()
+            raise self._explain(exc) from None
+
+    def _send(self, conn, method: str, path: str, payload: bytes | None) -> Response:
+        url = self.prefix + path
+        if self.proxy and self.scheme == "http":
+            url = f"http://{self.host}:{self.port}{url}"
+        headers = (
+            self._headers
+            if payload is not None
+            else {k: v for k, v in self._headers.items() if k != "Content-Type"}
+        )
+        conn.request(method, url, body=payload, headers=headers)
+        raw = conn.getresponse()
+        data = raw.read()
+        if raw.will_close:
+            self.drop_connection()
+        return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, data)
+
+    def drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket may fail; nothing to do
+                pass
+
+    def _explain(self, exc: BaseException) -> TransportError:
+        route = self.describe_route()
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return TransportError(
+                "tls",
+                f"TLS certificate of {self.host} could not be verified ({exc.verify_message}) on "
+                f"{route}. If a proxy or firewall re-signs TLS, give its CA certificate with "
+                "proxyCaCertificate (browserstack.yml), BROWSERSTACK_CA_BUNDLE or -D bstack.ca_bundle",
+                fatal=True,
+            )
+        if isinstance(exc, ssl.SSLError):
+            return TransportError("tls", f"TLS handshake with {self.host} failed on {route}: {exc}")
+        if isinstance(exc, OSError) and "Tunnel connection failed" in str(exc):
+            fatal = "407" in str(exc)
+            hint = " (check the proxy's user and password)" if fatal else ""
+            return TransportError(
+                "proxy",
+                f"proxy refused the tunnel to {self.host}: {exc}{hint}; route {route}",
+                fatal=fatal,
+            )
+        if isinstance(exc, (TimeoutError, socket.timeout)):
+            return TransportError("timeout", f"no answer from {route} within {self.timeout:g} s")
+        if isinstance(exc, socket.gaierror):
+            name = self.proxy.hostname if self.proxy else self.host
+            return TransportError("dns", f"cannot resolve {name} ({exc.strerror}) on {route}")
+        if isinstance(exc, ConnectionRefusedError):
+            return TransportError("connection", f"connection refused by {route}")
+        if isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+            return TransportError("connection", f"connection to {route} closed without an answer")
+        if isinstance(exc, http.client.HTTPException):
+            return TransportError("protocol", f"bad HTTP answer from {route}: {type(exc).__name__}")
+        if isinstance(exc, OSError):
+            return TransportError("connection", f"cannot reach {route}: {exc.strerror or exc}")
+        return TransportError("unknown", f"call to {route} failed: {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        self.drop_connection()
