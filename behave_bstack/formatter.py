@@ -1,0 +1,75 @@
+"""The behave formatter: a thin, guarded adapter from behave's callbacks to the tracker.
+
+behave lets any exception raised in a formatter end the whole run (behave-notes.md §3),
+so every callback is guarded: a failure in reporting is noted for the summary and the
+run goes on exactly as it would without us.
+"""
+
+from __future__ import annotations
+
+from behave.formatter.base import Formatter
+
+from .hookwatch import find_runner
+from .session import ReportingSession, warn
+
+
+class BstackFormatter(Formatter):
+    name = "bstack"
+    description = "Reports the run to BrowserStack Test Reporting & Analytics"
+
+    def __init__(self, stream_opener, config) -> None:
+        super().__init__(stream_opener, config)
+        self.session: ReportingSession | None = None
+        try:
+            self.session = ReportingSession.create(config, find_runner())
+        except Exception as exc:  # noqa: BLE001
+            warn(f"behave-bstack: reporting is off for this run: {type(exc).__name__}: {exc}")
+
+    def _call(self, method: str, *args) -> None:
+        session = self.session
+        if session is not None:
+            session.tracker.guard(getattr(session.tracker, method), *args)
+
+    # behave's callbacks -----------------------------------------------------------
+    def uri(self, uri) -> None:
+        pass
+
+    def feature(self, feature) -> None:
+        self._call("feature_started", feature)
+
+    def background(self, background) -> None:
+        pass
+
+    def rule(self, rule) -> None:
+        self._call("rule_started", rule)
+
+    def rule_finished(self) -> None:
+        self._call("finish_current")
+
+    def scenario(self, scenario) -> None:
+        self._call("scenario_announced", scenario)
+
+    def step(self, step) -> None:
+        pass
+
+    def match(self, match) -> None:
+        self._call("step_matched")
+
+    def result(self, step) -> None:
+        self._call("step_finished", step)
+
+    def eof(self) -> None:
+        self._call("feature_finished")
+
+    def close(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception as exc:  # noqa: BLE001
+                warn(f"behave-bstack: could not finish reporting: {type(exc).__name__}: {exc}")
+        # behave's own stream handling (we never open an output file ourselves).
+        try:
+            super().close()
+        except Exception:  # noqa: BLE001
+            pass

@@ -1,0 +1,94 @@
+"""Seeing environment.py hooks, which behave never tells a formatter about.
+
+behave keeps the user's hooks in `runner.hooks` (a dict filled from environment.py) and
+calls them through it.  We replace each hook the user defined with a thin wrapper that
+reads the clock before and after, notes an exception, and re-raises it unchanged, so
+behave's own handling (statuses, HOOK-ERROR messages, aborts) is exactly what it would
+have been.  The runner is found by walking up the stack from the formatter's constructor:
+behave builds formatters inside Runner.run_with_paths(), after load_hooks() and before
+before_all, in 1.2.6 and 1.3.x alike (and so does behavex in its worker processes).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable
+
+HOOK_NAMES = (
+    "before_all",
+    "after_all",
+    "before_feature",
+    "after_feature",
+    "before_rule",
+    "after_rule",
+    "before_scenario",
+    "after_scenario",
+    "before_step",
+    "after_step",
+    "before_tag",
+    "after_tag",
+)
+
+
+def find_runner(max_depth: int = 30):
+    """The behave runner that is constructing us, or None."""
+    try:
+        from behave.runner import ModelRunner
+    except ImportError:  # pragma: no cover - behave is a dependency
+        return None
+    frame = sys._getframe(1)
+    depth = 0
+    while frame is not None and depth < max_depth:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, ModelRunner):
+            return candidate
+        frame = frame.f_back
+        depth += 1
+    return None
+
+
+def user_hooks(runner) -> dict[str, Callable]:
+    """The hooks the user defined (behave adds a default before_all of its own)."""
+    hooks = getattr(runner, "hooks", None) or {}
+    found = {}
+    for name in HOOK_NAMES:
+        func = hooks.get(name)
+        if not callable(func):
+            continue
+        if getattr(func, "__self__", None) is runner:  # behave's before_all_default_hook
+            continue
+        if getattr(func, "__bstack_wrapped__", False):
+            continue
+        found[name] = func
+    return found
+
+
+def hook_location(func, cwd: str) -> tuple[str, int]:
+    from .mapping import relative_path
+
+    target = inspect.unwrap(func)
+    code = getattr(target, "__code__", None)
+    filename = getattr(code, "co_filename", None) or "environment.py"
+    line = getattr(code, "co_firstlineno", 0) or 0
+    return relative_path(filename, cwd), line
+
+
+def install(runner, on_call: Callable) -> list[str]:
+    """Wrap every user hook.  `on_call(name, func, args, run)` must call `run()` exactly
+    once and return its result; `run()` re-raises whatever the hook raised."""
+    installed = []
+    for name, func in user_hooks(runner).items():
+        runner.hooks[name] = _wrap(name, func, on_call)
+        installed.append(name)
+    return installed
+
+
+def _wrap(name: str, func: Callable, on_call: Callable) -> Callable:
+    @functools.wraps(func)  # keeps .capture / .show_capture_on_success that behave reads
+    def hook(context, *args):
+        return on_call(name, func, args, lambda: func(context, *args))
+
+    hook.__bstack_wrapped__ = True
+    return hook

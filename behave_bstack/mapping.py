@@ -1,0 +1,200 @@
+"""Pure mapping from behave's model objects to the pieces of TRA payloads.
+
+Works by duck typing on behave 1.2.6 and 1.3.x objects; nothing here imports behave.
+
+Results (for tests and for steps; see the README table):
+
+    behave status                                   TRA result
+    passed                                          passed
+    failed, error, hook_error, cleanup_error,       failed
+    undefined, pending, executing, unknown
+    skipped, untested, untested_pending,            skipped
+    untested_undefined
+    pending_warn (pending step under @wip)          passed for a test (behave counts it as
+                                                    passed), skipped for the step itself
+    xfailed / xpassed (reserved in 1.3)             passed / failed
+    anything else (a future status)                 failed — never passed
+
+behave has no notion of a timeout, so "timeout" is never produced.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+TEST_RESULTS = {
+    "passed": "passed",
+    "xfailed": "passed",
+    "pending_warn": "passed",
+    "skipped": "skipped",
+    "untested": "skipped",
+    "untested_pending": "skipped",
+    "untested_undefined": "skipped",
+}
+STEP_RESULTS = {**TEST_RESULTS, "pending_warn": "skipped"}
+
+
+def status_name(status) -> str:
+    """'passed', 'hook_error', ... from a Status enum member, or a plain string."""
+    name = getattr(status, "name", None)
+    return str(name if name is not None else status or "unknown")
+
+
+def test_result(status) -> str:
+    return TEST_RESULTS.get(status_name(status), "failed")
+
+
+def step_result(status) -> str:
+    return STEP_RESULTS.get(status_name(status), "failed")
+
+
+# -- identity -------------------------------------------------------------------
+
+
+def relative_path(path: str, cwd: str) -> str:
+    """A path relative to cwd when it lies below it, with POSIX separators."""
+    absolute = os.path.abspath(os.path.join(cwd, path))
+    try:
+        rel = os.path.relpath(absolute, cwd)
+    except ValueError:  # another drive on Windows
+        rel = absolute
+    if rel.startswith(".."):
+        rel = absolute
+    return rel.replace(os.sep, "/")
+
+
+def rule_of(scenario):
+    """The Rule a scenario (or outline row) belongs to, if any."""
+    node = getattr(scenario, "parent", None)
+    while node is not None:
+        if type(node).__name__ == "Rule":
+            return node
+        node = getattr(node, "parent", None)
+    return None
+
+
+def scopes_of(scenario, feature, file_name: str) -> list[str]:
+    names = [getattr(feature, "name", "") or ""]
+    rule = rule_of(scenario)
+    if rule is not None:
+        names.append(rule.name or "Rule")
+    names = [n for n in names if n.strip()]
+    return names or [os.path.splitext(os.path.basename(file_name))[0] or file_name]
+
+
+def tags_of(scenario, feature) -> list[str]:
+    """Feature, rule and scenario tags (an outline row's include its outline's and its
+    Examples' tags), in that order, without the @ and without repeats."""
+    tags: list[str] = []
+    sources = [getattr(feature, "tags", ()), ()]
+    rule = rule_of(scenario)
+    if rule is not None:
+        sources[1] = getattr(rule, "tags", ())
+    sources.append(getattr(scenario, "tags", ()))
+    for source in sources:
+        for tag in source or ():
+            tag = str(tag)
+            if tag not in tags:
+                tags.append(tag)
+    return tags
+
+
+def outline_row(scenario) -> dict[str, str] | None:
+    row = getattr(scenario, "_row", None)
+    if row is None:
+        return None
+    try:
+        return {str(k): str(v) for k, v in zip(row.headings, row.cells, strict=False)}
+    except (AttributeError, TypeError):
+        return None
+
+
+# -- Gherkin text ---------------------------------------------------------------
+
+
+def step_argument_lines(step, indent: str = "  ") -> list[str]:
+    lines: list[str] = []
+    table = getattr(step, "table", None)
+    if table is not None:
+        rows = [list(table.headings)] + [list(row.cells) for row in table.rows]
+        widths = [max(len(str(r[i])) for r in rows if i < len(r)) for i in range(len(rows[0]))]
+        for row in rows:
+            cells = [str(c).ljust(widths[i]) for i, c in enumerate(row)]
+            lines.append(indent + "| " + " | ".join(cells) + " |")
+    text = getattr(step, "text", None)
+    if text is not None:
+        lines.append(indent + '"""')
+        lines.extend(indent + line for line in str(text).splitlines())
+        lines.append(indent + '"""')
+    return lines
+
+
+def step_text(step) -> str:
+    """The step text with placeholders filled, and its doc string or table in Gherkin form."""
+    extra = step_argument_lines(step)
+    name = str(getattr(step, "name", ""))
+    return name + ("\n" + "\n".join(extra) if extra else "")
+
+
+def gherkin_code(scenario) -> str:
+    lines: list[str] = []
+    tags = getattr(scenario, "tags", ())
+    if tags:
+        lines.append(" ".join("@" + str(t) for t in tags))
+    lines.append(f"{getattr(scenario, 'keyword', 'Scenario')}: {getattr(scenario, 'name', '')}")
+    row = outline_row(scenario)
+    if row:
+        lines.append("  # Examples row: " + ", ".join(f"{k}={v}" for k, v in row.items()))
+    background = list(getattr(scenario, "background_steps", None) or ())
+    if background:
+        lines.append("  # Background:")
+        for step in background:
+            lines.append(f"  {step.keyword} {step.name}")
+            lines.extend(step_argument_lines(step, "    "))
+    for step in getattr(scenario, "steps", ()):
+        lines.append(f"  {step.keyword} {step.name}")
+        lines.extend(step_argument_lines(step, "    "))
+    return "\n".join(lines)
+
+
+# -- failures -------------------------------------------------------------------
+
+
+def describe_exception(exc: BaseException | None, tb=None) -> list[str]:
+    """Type and message first, then the frames (user frames included)."""
+    if exc is None:
+        return []
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ raises
+        message = "<unprintable message>"
+    head = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    tb = tb if tb is not None else getattr(exc, "__traceback__", None)
+    frames: list[str] = []
+    if tb is not None:
+        try:
+            for chunk in traceback.format_tb(tb):
+                frames.extend(chunk.rstrip("\n").split("\n"))
+        except Exception:  # noqa: BLE001 - formatting must never break reporting
+            frames.append("<traceback unavailable>")
+    return head.split("\n") + frames
+
+
+def step_failure_lines(step) -> list[str]:
+    """What went wrong in a step, as backtrace lines (empty when nothing did)."""
+    status = status_name(getattr(step, "status", None))
+    if status == "undefined":
+        return [f"Undefined step: {step.keyword} {step.name}", "No step definition matches this text."]
+    exc = getattr(step, "exception", None)
+    if exc is not None:
+        lines = describe_exception(exc, getattr(step, "exc_traceback", None))
+        if getattr(step, "hook_failed", False):
+            lines[0] = "HOOK-ERROR in before_step/after_step: " + lines[0]
+        return lines
+    message = getattr(step, "error_message", None)
+    if message:
+        return str(message).split("\n")
+    if test_result(status) == "failed":
+        return [f"Step {status}"]
+    return []

@@ -1,0 +1,86 @@
+"""The outbox: where the behave process puts events, and who carries them away.
+
+On the test thread an event costs one fit_payload() and one os.write() to the journal.
+Everything that touches the network runs in the uploader process (uploader.py), which
+follows the journal; this keeps HTTP's CPU off behave's interpreter entirely.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import journal
+from .limits import fit_payload
+
+PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+
+
+class Outbox:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.writer = journal.JournalWriter(self.run_dir)
+        self.uploader: subprocess.Popen | None = None
+        self.errors: list[str] = []
+        self.counts: dict[str, int] = {}
+
+    # -- writing ----------------------------------------------------------------
+    def emit(self, op: str, body: dict, ref: str | None = None, links: dict | None = None) -> None:
+        """Journal one call.  `links` are fields holding {"$ref": ...} placeholders; they
+        are added after fitting, since they are not the user's data."""
+        fitted = fit_payload(op, body) if op != "logs" else body
+        if links:
+            fitted.update(links)
+        self.writer.append(op, fitted, ref)
+        self.counts[op] = self.counts.get(op, 0) + 1
+
+    def emit_raw(self, op: str, body: dict | None = None) -> None:
+        self.writer.append(op, body)
+
+    def internal_error(self, exc: BaseException) -> None:
+        """A bug of ours: remember it for the summary, never raise."""
+        if len(self.errors) < 5:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    # -- delivery ---------------------------------------------------------------
+    def start_uploader(self, options: dict) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+        with open(self.run_dir / "uploader.err", "ab") as err:
+            self.uploader = subprocess.Popen(
+                [sys.executable, "-m", "behave_bstack.uploader", str(self.run_dir)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+                start_new_session=True,  # a Ctrl-C goes to behave, which stops us in order
+                close_fds=True,
+            )
+        self.uploader.stdin.write(json.dumps({**options, "parent_pid": os.getpid()}).encode())
+        self.uploader.stdin.close()
+
+    def close(self, flush_timeout: float) -> dict | None:
+        """End the journal, give delivery up to flush_timeout seconds, return its report."""
+        self.writer.append("end")
+        self.writer.close()
+        if self.uploader is None:
+            return None
+        try:
+            self.uploader.wait(timeout=max(0.0, flush_timeout))
+        except subprocess.TimeoutExpired:
+            self.uploader.terminate()  # it stops sending, writes its report and exits
+            try:
+                self.uploader.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.uploader.kill()
+                self.uploader.wait()
+        deadline = time.monotonic() + 1
+        report = journal.read_report(self.run_dir)
+        while report is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            report = journal.read_report(self.run_dir)
+        return report

@@ -1,0 +1,186 @@
+"""Building the bodies of TRA calls from what the tracker saw.
+
+Bodies come out as plain dicts; the outbox passes them through limits.fit_payload() before
+they are journaled, so nothing here worries about lengths.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import mapping
+from .clock import Clock, duration_ms
+
+
+class Payloads:
+    def __init__(self, cwd: str, repo_root: str | None = None, environment: dict | None = None):
+        self.cwd = cwd
+        self.repo_root = repo_root
+        self.environment = dict(environment or {})
+        self._names: dict[int, str] = {}
+
+    # -- tests ------------------------------------------------------------------
+    def index_feature(self, feature) -> None:
+        """Give every scenario of a feature a unique, stable name: behave's own (for an
+        outline row it follows scenario_outline_annotation_schema), with " #2", " #3" added
+        to repeats, counted in file order so the same file gives the same names."""
+        seen: dict[str, int] = {}
+        walk = getattr(feature, "walk_scenarios", None)
+        scenarios = walk() if walk else getattr(feature, "scenarios", ())
+        for scenario in scenarios:
+            base = " ".join(str(getattr(scenario, "name", "") or "").split()) or (
+                f"{getattr(scenario, 'keyword', 'Scenario')} at line {getattr(scenario, 'line', '?')}"
+            )
+            count = seen[base] = seen.get(base, 0) + 1
+            self._names[id(scenario)] = base if count == 1 else f"{base} #{count}"
+
+    def name_of(self, scenario) -> str:
+        name = self._names.get(id(scenario))
+        if name is None:
+            name = " ".join(str(getattr(scenario, "name", "") or "").split()) or "Scenario"
+        return name
+
+    def file_name_of(self, node) -> str:
+        return mapping.relative_path(str(getattr(node, "filename", "") or "unknown.feature"), self.cwd)
+
+    def test_common(self, scenario, feature) -> dict:
+        file_name = self.file_name_of(scenario if getattr(scenario, "filename", None) else feature)
+        body = {
+            "name": self.name_of(scenario),
+            "file_name": file_name,
+            "scopes": mapping.scopes_of(scenario, feature, file_name),
+            "tags": mapping.tags_of(scenario, feature),
+            "location": f"{file_name}:{getattr(scenario, 'line', 0)}",
+            "body": {"lang": "gherkin", "code": mapping.gherkin_code(scenario)},
+        }
+        if self.repo_root:
+            absolute = os.path.abspath(os.path.join(self.cwd, str(scenario.filename)))
+            vc_path = os.path.relpath(absolute, self.repo_root)
+            if not vc_path.startswith(".."):
+                body["vc_filepath"] = vc_path.replace(os.sep, "/")
+        if self.environment:
+            body["environment"] = dict(self.environment)
+        return body
+
+    @staticmethod
+    def test_start(common: dict, started_at: str) -> dict:
+        return {**common, "started_at": started_at}
+
+    def test_finish(self, run, end_ns: int, clock: Clock) -> dict:
+        scenario = run.scenario
+        steps, step_failures = self._steps(run, clock)
+        failures = step_failures + [{"backtrace": lines} for lines in run.hook_failures]
+        status = mapping.status_name(getattr(scenario, "status", None))
+        result = getattr(run, "forced_result", None) or mapping.test_result(status)
+        if status == "cleanup_error":
+            failures.append({"backtrace": cleanup_failure(scenario)})
+        if failures and result != "failed" and run.hook_failures:
+            result = "failed"  # a hook failed even though behave did not say so
+        if result == "failed" and not failures:
+            failures.append({"backtrace": [f"Scenario {status}"] + _message_lines(scenario)})
+        body = {
+            "result": result,
+            "finished_at": clock.iso(end_ns),
+            "file_name": run.body_common["file_name"],
+            "scopes": run.body_common["scopes"],
+            "duration_in_ms": max(1, duration_ms(run.start_ns, end_ns)),
+            "meta": {"steps": steps},
+        }
+        if failures and result == "failed":
+            body["failure"] = failures
+        return body
+
+    def _steps(self, run, clock: Clock) -> tuple[list[dict], list[dict]]:
+        steps, failures = [], []
+        for index, step in enumerate(getattr(run.scenario, "all_steps", ()) or ()):
+            status = mapping.status_name(getattr(step, "status", None))
+            item = {
+                "id": str(index + 1),
+                "keyword": str(getattr(step, "keyword", "") or ""),
+                "text": mapping.step_text(step),
+                "result": mapping.step_result(status),
+            }
+            start, end = run.step_starts.get(index), run.step_ends.get(index)
+            if start is not None and end is not None:
+                item["started_at"] = clock.iso(start)
+                item["finished_at"] = clock.iso(end)
+                item["duration"] = duration_ms(start, end)
+            lines = run.step_hook_failures.get(index) or mapping.step_failure_lines(step)
+            if lines:
+                item["result"] = "failed" if item["result"] == "passed" else item["result"]
+                item["failure"] = "\n".join(lines)
+                failures.append({"backtrace": [f"Step failed: {item['keyword']} {step.name}"] + lines})
+            steps.append(item)
+        return steps, failures
+
+    # -- hooks ------------------------------------------------------------------
+    def hook_subject(self, name: str, args: tuple, test, feature) -> dict:
+        """What a hook ran for: the name to show and the scopes to file it under."""
+        target = args[0] if args else None
+        if test is not None:
+            scopes = test.body_common["scopes"]
+            what = test.body_common["name"]
+            if name.endswith("_step") and target is not None:
+                what = f"{what} / {getattr(target, 'keyword', '')} {getattr(target, 'name', '')}"
+            if name.endswith("_tag"):
+                what = f"@{target} — {what}"
+            return {"label": f"{name}: {what}", "scopes": scopes}
+        if name.endswith("_all"):
+            return {"label": name, "scopes": ["behave run"]}
+        feature = target if name.endswith("_feature") and target is not None else feature
+        file_name = self.file_name_of(feature) if feature is not None else "environment.py"
+        scopes = mapping.scopes_of(None, feature, file_name)
+        if name.endswith("_rule") and target is not None:
+            scopes = scopes + [getattr(target, "name", "") or "Rule"]
+            return {"label": f"{name}: {target.name}", "scopes": scopes}
+        if name.endswith("_tag"):
+            return {"label": f"{name} @{target}", "scopes": scopes}
+        return {"label": f"{name}: {scopes[0]}", "scopes": scopes}
+
+    def hook_start(self, name: str, func, subject: dict, test, started_at: str) -> dict:
+        from .hookwatch import hook_location
+
+        file_name, line = hook_location(func, self.cwd)
+        body = {
+            "hook_type": name,
+            "name": subject["label"],
+            "file_name": file_name,
+            "location": f"{file_name}:{line}",
+            "scopes": subject["scopes"],
+            "started_at": started_at,
+        }
+        if test is not None:
+            body["tags"] = test.body_common.get("tags", [])
+        return body
+
+    def hook_finish(self, record, end_ns: int, clock: Clock) -> dict:
+        from .hookwatch import hook_location
+
+        body = {
+            "hook_type": record.name,
+            "result": "failed" if record.failure else "passed",
+            "finished_at": clock.iso(end_ns),
+            "file_name": hook_location(record.func, self.cwd)[0],
+            "scopes": record.subject["scopes"],
+            "duration_in_ms": max(1, duration_ms(record.start_ns, end_ns)),
+        }
+        if record.failure:
+            body["failure"] = [{"backtrace": record.failure}]
+        return body
+
+
+def cleanup_failure(scenario) -> list[str]:
+    """behave leaves error_message empty for a failing context cleanup; its text is in
+    the captured part named 'scenario.cleanup' (1.3)."""
+    captured = getattr(scenario, "captured", None)
+    for part in getattr(captured, "captures", None) or ():
+        if "cleanup" in str(getattr(part, "name", "")):
+            text = "\n".join(x for x in (part.stdout, part.stderr, part.log) if x)
+            if text.strip():
+                return ["CLEANUP-ERROR: a context.add_cleanup() function raised"] + text.splitlines()
+    return ["CLEANUP-ERROR: a context.add_cleanup() function raised (no details captured)"]
+
+
+def _message_lines(node) -> list[str]:
+    message = getattr(node, "error_message", None)
+    return str(message).splitlines() if message else []

@@ -1,0 +1,160 @@
+"""One reporting session per behave run: wires settings, journal, tracker and uploader."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from . import __version__, ci, host, journal, vcs
+from .clock import Clock
+from .config import Settings, load_settings
+from .hookwatch import install
+from .outbox import Outbox
+from .payloads import Payloads
+from .summary import offline_line, summary_lines
+from .tracker import Tracker
+
+
+def warn(line: str) -> None:
+    """One line on stderr; stdout stays behave's."""
+    try:
+        sys.stderr.write(line.rstrip("\n") + "\n")
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - a closed stderr must not break the run
+        pass
+
+
+def behave_version() -> str:
+    try:
+        from behave.version import VERSION
+
+        return str(VERSION)
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def open_outbox(settings: Settings, cwd: str) -> Outbox:
+    """The journal goes to the configured directory; if that cannot be written, to the
+    system's temporary directory, with a line that says so."""
+    run_id = journal.new_run_id()
+    base = Path(settings.journal_dir)
+    if not base.is_absolute():
+        base = Path(cwd) / base
+    try:
+        return Outbox(base / run_id)
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / "behave-bstack" / run_id
+        warn(f"behave-bstack: cannot write the journal in {base} ({exc.strerror}); using {fallback}")
+        return Outbox(fallback)
+
+
+class ReportingSession:
+    def __init__(self, settings: Settings, behave_config, runner, cwd: str) -> None:
+        self.settings = settings
+        self.cwd = cwd
+        self.clock = Clock()
+        self.started_ns = self.clock.now()
+        self.outbox = open_outbox(settings, cwd)
+        repo_root = vcs.repo_root(cwd)
+        self.payloads = Payloads(cwd, repo_root, settings.environment)
+        self.tracker = Tracker(
+            self.payloads,
+            self.outbox,
+            self.clock,
+            step_hooks=settings.step_hooks,
+            report_excluded=settings.report_excluded,
+        )
+        self.tracker.runner = runner
+        self.tracker.config = behave_config
+        self.owns_build = not settings.build_hashed_id
+        self.live = settings.has_credentials and settings.api_url_ok
+        self._journal_start(repo_root)
+        if runner is not None:
+            install(runner, self.tracker.on_hook)
+        if self.live:
+            self.outbox.start_uploader(self.uploader_options())
+
+    @classmethod
+    def create(cls, behave_config, runner) -> ReportingSession | None:
+        userdata = getattr(behave_config, "userdata", None) or {}
+        settings = load_settings(dict(userdata), os.environ, os.getcwd())
+        for problem in settings.problems:
+            warn(problem)
+        if not settings.enabled:
+            return None
+        if getattr(behave_config, "dry_run", False):
+            warn("behave-bstack: --dry-run: nothing is reported to BrowserStack")
+            return None
+        return cls(settings, behave_config, runner, os.getcwd())
+
+    def _journal_start(self, repo_root: str | None) -> None:
+        settings = self.settings
+        self.outbox.emit_raw(
+            "meta",
+            {
+                "version": __version__,
+                "api_url": settings.api_url,
+                "project_name": settings.project_name,
+                "build_name": settings.build_name,
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "cwd": self.cwd,
+                "owns_build": self.owns_build,
+                "build_hashed_id": settings.build_hashed_id,
+            },
+        )
+        if self.owns_build:
+            self.outbox.emit("build_start", self.build_start_body(repo_root), "build")
+
+    def build_start_body(self, repo_root: str | None) -> dict:
+        settings, environ = self.settings, os.environ
+        body = {
+            "name": settings.build_name,
+            "project_name": settings.project_name,
+            "started_at": self.clock.iso(self.started_ns),
+            "framework": {"name": "behave", "version": behave_version()},
+            "host_info": host.host_info(),
+        }
+        if settings.build_tags:
+            body["tags"] = list(settings.build_tags)
+        run_identifier = settings.build_run_identifier or ci.ci_run_identifier(environ)
+        if run_identifier:
+            body["build_run_identifier"] = run_identifier
+        ci_info = ci.detect_ci(environ)
+        if ci_info:
+            body["ci_info"] = ci_info
+        git = vcs.git_info(repo_root or self.cwd) if repo_root else None
+        if git:
+            body["version_control"] = git
+        return body
+
+    def uploader_options(self) -> dict:
+        s = self.settings
+        return {
+            "api_url": s.api_url,
+            "username": s.username,
+            "access_key": s.access_key,
+            "request_timeout": s.request_timeout,
+            "concurrency": s.concurrency,
+            "ca_bundle": s.ca_bundle,
+            "https_proxy": s.https_proxy,
+            "http_proxy": s.http_proxy,
+            "no_proxy": s.no_proxy,
+            "debug": s.debug,
+            "orphan_timeout": max(60.0, s.flush_timeout),
+        }
+
+    def close(self) -> None:
+        self.tracker.guard(self.tracker.run_finished)
+        if self.owns_build:
+            self.outbox.emit("build_finish", {"finished_at": self.clock.iso()}, "build")
+        report = self.outbox.close(self.settings.flush_timeout if self.live else 0)
+        if self.live:
+            lines = summary_lines(report, self.tracker.counts, self.outbox, self.settings)
+        else:
+            lines = [offline_line(self.settings, self.outbox, self.tracker.counts)]
+        for line in lines:
+            warn(line)

@@ -1,0 +1,341 @@
+"""The tracker: turns behave's callbacks and hook calls into journal events.
+
+It knows when things start and end (which behave does not always say), and which hook
+belongs to which test.  How each payload looks is decided in payloads.py; where events go
+is the outbox's business.
+
+Scenario ends are exact: `run` is wrapped on every scenario of a feature as soon as the
+feature is announced, so the end is seen after after_scenario and the context cleanups,
+with the final status.  Should a scenario escape the wrapper (a hook that rebuilt an
+outline's examples), its end is inferred at the next callback instead.
+
+Every scenario behave selected is reported exactly once, including those that never ran
+because before_all, before_feature or before_rule failed, or the run was aborted or
+stopped (--stop): those are reported at the end of their feature (or of the run) as
+failed, naming the hook, or as skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from . import mapping
+from .clock import Clock, duration_ms
+
+SCENARIO_HOOKS = frozenset({"before_scenario", "after_scenario"})
+STEP_HOOKS = frozenset({"before_step", "after_step"})
+CONTAINER_BEFORE_HOOKS = {"before_feature": "feature", "before_rule": "rule", "before_all": "all"}
+
+
+@dataclass
+class HookCall:
+    ref: str | None
+    name: str
+    func: object
+    args: tuple
+    start_ns: int
+    test: TestRun | None
+    subject: str
+    journaled: bool
+    failure: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TestRun:
+    ref: str
+    scenario: object
+    feature: object
+    start_ns: int
+    body_common: dict
+    step_starts: dict[int, int] = field(default_factory=dict)
+    step_ends: dict[int, int] = field(default_factory=dict)
+    step_cursor: int = 0
+    hook_refs: list[str] = field(default_factory=list)
+    hook_failures: list[list[str]] = field(default_factory=list)
+    step_hook_failures: dict[int, list[str]] = field(default_factory=dict)
+    forced_result: str | None = None
+
+
+class Tracker:
+    def __init__(self, payloads, outbox, clock: Clock, *, step_hooks: str = "failed",
+                 report_excluded: bool = False) -> None:
+        self.payloads = payloads
+        self.outbox = outbox
+        self.clock = clock
+        self.step_hooks = step_hooks
+        self.report_excluded = report_excluded
+        self.config = None
+        self.runner = None
+        self.feature = None
+        self.current: TestRun | None = None
+        self.container_failures: dict[int, tuple[str, list[str]]] = {}
+        self.features_seen: list = []
+        self._ids = itertools.count(1)
+        self.counts = {"tests": 0, "hooks": 0}
+
+    def next_ref(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids)}"
+
+    # -- features and rules ---------------------------------------------------
+    def feature_started(self, feature) -> None:
+        self.finish_current()
+        self.feature = feature
+        self.features_seen.append(feature)
+        self.payloads.index_feature(feature)
+        for scenario in _walk_scenarios(feature):
+            self._wrap_run(scenario)
+
+    def rule_started(self, rule) -> None:
+        self.finish_current()
+
+    def feature_finished(self) -> None:
+        self.finish_current()
+        if self.feature is not None:
+            self.report_unrun(self.feature)
+
+    # -- scenarios ------------------------------------------------------------
+    def _wrap_run(self, scenario) -> None:
+        if getattr(scenario, "_bstack_run_wrapped", False):
+            return
+        original = scenario.run
+        tracker = self
+
+        def run(runner, *args, **kwargs):
+            tracker.guard(tracker.scenario_entered, scenario, runner)
+            try:
+                return original(runner, *args, **kwargs)
+            finally:
+                tracker.guard(tracker.scenario_left, scenario)
+
+        scenario.run = run
+        scenario._bstack_run_wrapped = True
+
+    def scenario_entered(self, scenario, runner) -> None:
+        if self.config is None:
+            self.config = getattr(runner, "config", None)
+        if not self.is_selected(scenario) and not self.report_excluded:
+            return
+        self.start_test(scenario)
+
+    def scenario_left(self, scenario) -> None:
+        if self.current is not None and self.current.scenario is scenario:
+            self.finish_current()
+
+    def scenario_announced(self, scenario) -> None:
+        """formatter.scenario(): a fallback start for a scenario the wrapper missed."""
+        if self.current is not None and self.current.scenario is scenario:
+            return
+        self.finish_current()
+        if getattr(scenario, "_bstack_reported", False):
+            return
+        if self.is_selected(scenario) or self.report_excluded:
+            self.start_test(scenario)
+
+    def is_selected(self, scenario) -> bool:
+        config = self.config
+        if config is None:
+            return True
+        try:
+            if getattr(config, "name", None) and not scenario.should_run_with_name_select(config):
+                return False
+            expression = getattr(config, "tag_expression", None) or getattr(config, "tags", None)
+            if expression is not None and not scenario.should_run_with_tags(expression):
+                return False
+        except Exception:  # noqa: BLE001 - selection API differs across versions
+            return True
+        return True
+
+    def start_test(self, scenario, start_ns: int | None = None) -> TestRun:
+        if self.current is not None:
+            self.finish_current()
+        feature = getattr(scenario, "feature", None) or self.feature
+        start_ns = self.clock.now() if start_ns is None else start_ns
+        ref = self.next_ref("t")
+        common = self.payloads.test_common(scenario, feature)
+        run = TestRun(ref, scenario, feature, start_ns, common)
+        scenario._bstack_reported = True
+        self.current = run
+        self.outbox.emit("test_start", self.payloads.test_start(common, self.clock.iso(start_ns)), ref)
+        self.counts["tests"] += 1
+        return run
+
+    def finish_current(self, end_ns: int | None = None) -> None:
+        run = self.current
+        if run is None:
+            return
+        self.current = None
+        end_ns = self.clock.now() if end_ns is None else end_ns
+        body = self.payloads.test_finish(run, end_ns, self.clock)
+        links = {"hooks": [{"$ref": r} for r in run.hook_refs]} if run.hook_refs else None
+        self.outbox.emit("test_finish", body, run.ref, links)
+
+    # -- steps ----------------------------------------------------------------
+    def step_matched(self) -> None:
+        run = self.current
+        if run is not None:
+            run.step_starts[run.step_cursor] = self.clock.now()
+
+    def step_finished(self, step) -> None:
+        run = self.current
+        if run is None:
+            return
+        now = self.clock.now()
+        steps = run.scenario.all_steps if hasattr(run.scenario, "all_steps") else []
+        index = run.step_cursor
+        if index >= len(steps) or steps[index] is not step:
+            index = next((i for i, s in enumerate(steps) if s is step), index)
+        run.step_ends.setdefault(index, now)
+        run.step_starts.setdefault(index, now)
+        run.step_cursor = index + 1
+
+    # -- hooks ----------------------------------------------------------------
+    def on_hook(self, name: str, func, args: tuple, call):
+        """Called by the hook wrappers; runs the hook and re-raises what it raised."""
+        record = self.guard(self.hook_begin, name, func, args)
+        try:
+            result = call()
+        except BaseException as exc:
+            if record is not None:
+                self.guard(self.hook_end, record, exc)
+            raise
+        if record is not None:
+            self.guard(self.hook_end, record, None)
+        return result
+
+    def hook_begin(self, name: str, func, args: tuple) -> HookCall:
+        now = self.clock.now()
+        test = self.current
+        if name in SCENARIO_HOOKS and args:
+            scenario = args[0]
+            if test is None or test.scenario is not scenario:
+                # behave 1.2.6 runs before_scenario before announcing the scenario.
+                if not getattr(scenario, "_bstack_reported", False) and (
+                    self.is_selected(scenario) or self.report_excluded
+                ):
+                    test = self.start_test(scenario, now)
+                else:
+                    test = None
+        elif name.endswith("_tag"):
+            test = self.current
+        elif name not in STEP_HOOKS:
+            test = None
+        subject = self.payloads.hook_subject(name, args, test, self.feature)
+        journaled = name not in STEP_HOOKS or self.step_hooks == "all"
+        ref = None
+        if journaled:
+            ref = self.next_ref("h")
+            body = self.payloads.hook_start(name, func, subject, test, self.clock.iso(now))
+            self.outbox.emit("hook_start", body, ref, _test_link(test))
+            self.counts["hooks"] += 1
+            if test is not None:
+                test.hook_refs.append(ref)
+        if name == "after_step" and test is not None:
+            # The step body ended when after_step began: step times exclude step hooks.
+            index = max(test.step_cursor, 0)
+            test.step_ends.setdefault(index, now)
+        return HookCall(ref, name, func, args, now, test, subject, journaled)
+
+    def hook_end(self, record: HookCall, exc: BaseException | None) -> None:
+        now = self.clock.now()
+        test = record.test
+        if exc is not None:
+            record.failure = [f"HOOK-ERROR in {record.name}: " + line if i == 0 else line
+                              for i, line in enumerate(mapping.describe_exception(exc))]
+            self._note_hook_failure(record)
+        if record.name == "before_step" and test is not None:
+            test.step_starts[test.step_cursor] = now  # the body starts after before_step
+        if record.name in STEP_HOOKS and exc is None and not record.journaled:
+            return
+        if record.name in STEP_HOOKS and not record.journaled:
+            # Failing step hooks are always reported, whatever the setting.
+            record.ref = self.next_ref("h")
+            body = self.payloads.hook_start(
+                record.name, record.func, record.subject, test, self.clock.iso(record.start_ns)
+            )
+            self.outbox.emit("hook_start", body, record.ref, _test_link(test))
+            self.counts["hooks"] += 1
+            if test is not None:
+                test.hook_refs.append(record.ref)
+        body = self.payloads.hook_finish(record, now, self.clock)
+        self.outbox.emit("hook_finish", body, record.ref)
+
+    def _note_hook_failure(self, record: HookCall) -> None:
+        test = record.test
+        if record.name in STEP_HOOKS and test is not None:
+            test.step_hook_failures[test.step_cursor] = record.failure
+        elif test is not None:
+            test.hook_failures.append(record.failure)
+        elif record.name in CONTAINER_BEFORE_HOOKS or record.name == "before_tag":
+            key = _container_key(record.name, record.args, self.feature)
+            self.container_failures.setdefault(key, (record.name, record.failure))
+
+    # -- scenarios that never ran ---------------------------------------------
+    def report_unrun(self, feature) -> None:
+        for scenario in _walk_scenarios(feature):
+            if getattr(scenario, "_bstack_reported", False):
+                continue
+            if not self.is_selected(scenario) and not self.report_excluded:
+                continue
+            why = self._why_unrun(scenario, feature)
+            self.report_never_ran(scenario, feature, why)
+
+    def _why_unrun(self, scenario, feature) -> tuple[str, list[str]] | None:
+        rule = mapping.rule_of(scenario)
+        for key in (id(rule) if rule is not None else None, id(feature), 0):
+            if key in self.container_failures:
+                return self.container_failures[key]
+        return None
+
+    def report_never_ran(self, scenario, feature, why) -> None:
+        now = self.clock.now()
+        run = self.start_test(scenario, now)
+        run.feature = feature
+        if why is not None:
+            hook, failure = why
+            run.hook_failures.append(
+                [f"Not run: the {hook} hook failed."] + failure
+            )
+            run.forced_result = "failed"
+        else:
+            run.forced_result = "skipped"
+        self.finish_current(now)
+
+    def run_finished(self) -> None:
+        self.finish_current()
+        seen = {id(f) for f in self.features_seen}
+        runner = self.runner
+        for feature in getattr(runner, "features", None) or ():
+            if id(feature) in seen:
+                continue
+            self.feature = feature
+            self.payloads.index_feature(feature)
+            self.report_unrun(feature)
+
+    # -- safety ---------------------------------------------------------------
+    def guard(self, func, *args):
+        """Run a piece of bookkeeping; a bug in it must never reach behave."""
+        try:
+            return func(*args)
+        except Exception as exc:  # noqa: BLE001
+            self.outbox.internal_error(exc)
+            return None
+
+
+def _walk_scenarios(feature) -> list:
+    walk = getattr(feature, "walk_scenarios", None)
+    if walk is not None:
+        return list(walk())
+    return list(getattr(feature, "scenarios", ()))
+
+
+def _container_key(name: str, args: tuple, feature) -> int:
+    if name == "before_all":
+        return 0
+    if name == "before_tag":
+        return id(feature)
+    return id(args[0]) if args else id(feature)
+
+
+def _test_link(test: TestRun | None) -> dict | None:
+    return {"test_run_id": {"$ref": test.ref}} if test is not None else None

@@ -1,0 +1,90 @@
+"""The uploader process: follows a run's journal while behave writes it, and delivers.
+
+behave starts it with `python -m behave_bstack.uploader RUN_DIR` and writes its settings,
+credentials included, as one JSON document on its stdin (never on the command line or in
+the environment, where other processes could read them).  It runs in its own session, so a
+Ctrl-C in the terminal reaches behave, which then stops it in an orderly way.
+
+It ends when the journal says the run ended and everything is settled, when behave sends
+SIGTERM (its flush deadline passed), or, if behave died without ending the run, after it
+closed the runs left open as interrupted and delivered what it could within the orphan
+time limit.  Either way it writes report.json for behave's summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import journal
+from .delivery import Delivery
+from .transport import Transport
+
+INTERRUPTED = (
+    "Interrupted: the behave process ended before this finished (killed or crashed); "
+    "closed by behave-bstack"
+)
+
+
+def make_transport(options: dict) -> Transport:
+    return Transport(
+        options["api_url"],
+        options["username"],
+        options["access_key"],
+        timeout=float(options.get("request_timeout", 15)),
+        ca_bundle=options.get("ca_bundle"),
+        https_proxy=options.get("https_proxy"),
+        http_proxy=options.get("http_proxy"),
+        no_proxy=options.get("no_proxy"),
+    )
+
+
+def follow(run_dir: Path, options: dict) -> dict:
+    """Deliver a journal that behave is still writing; returns the report."""
+    delivery = Delivery(run_dir, make_transport(options), concurrency=int(options.get("concurrency", 16)))
+    parent = int(options.get("parent_pid") or os.getppid())
+    signal.signal(signal.SIGTERM, lambda *_: delivery.stopping.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def parent_alive() -> bool:
+        return os.getppid() == parent
+
+    try:
+        delivery.run_until(float("inf"), follow=True, alive=parent_alive)
+        if not delivery.stopping.is_set() and not delivery.ended and not parent_alive():
+            delivery.load_new()
+            if not delivery.ended:
+                delivery.close_interrupted(INTERRUPTED)
+            orphan_time = float(options.get("orphan_timeout", 60))
+            delivery.run_until(time.monotonic() + orphan_time)
+    finally:
+        delivery.shutdown()
+    report = delivery.report()
+    journal.write_report(run_dir, report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    run_dir = Path(argv[0])
+    options = json.loads(sys.stdin.read() or "{}")
+    lock = journal.try_lock(run_dir)
+    if lock is None:
+        return 0  # someone else is delivering this journal
+    level = logging.DEBUG if options.get("debug") else logging.WARNING
+    handler = logging.FileHandler(run_dir / "upload.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("behave_bstack")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    follow(run_dir, options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
