@@ -185,7 +185,10 @@ def step_failure_lines(step) -> list[str]:
     """What went wrong in a step, as backtrace lines (empty when nothing did)."""
     status = status_name(getattr(step, "status", None))
     if status == "undefined":
-        return [f"Undefined step: {step.keyword} {step.name}", "No step definition matches this text."]
+        return [
+            f"Undefined step: {step.keyword} {step.name}",
+            "No step definition matches this text.",
+        ]
     exc = getattr(step, "exception", None)
     if exc is not None:
         lines = describe_exception(exc, getattr(step, "exc_traceback", None))

@@ -41,7 +41,9 @@ class Payloads:
         return name
 
     def file_name_of(self, node) -> str:
-        return mapping.relative_path(str(getattr(node, "filename", "") or "unknown.feature"), self.cwd)
+        return mapping.relative_path(
+            str(getattr(node, "filename", "") or "unknown.feature"), self.cwd
+        )
 
     def test_common(self, scenario, feature) -> dict:
         file_name = self.file_name_of(scenario if getattr(scenario, "filename", None) else feature)
@@ -109,7 +111,9 @@ class Payloads:
             if lines:
                 item["result"] = "failed" if item["result"] == "passed" else item["result"]
                 item["failure"] = "\n".join(lines)
-                failures.append({"backtrace": [f"Step failed: {item['keyword']} {step.name}"] + lines})
+                failures.append(
+                    {"backtrace": [f"Step failed: {item['keyword']} {step.name}"] + lines}
+                )
             steps.append(item)
         return steps, failures
 
@@ -177,7 +181,9 @@ def cleanup_failure(scenario) -> list[str]:
         if "cleanup" in str(getattr(part, "name", "")):
             text = "\n".join(x for x in (part.stdout, part.stderr, part.log) if x)
             if text.strip():
-                return ["CLEANUP-ERROR: a context.add_cleanup() function raised"] + text.splitlines()
+                return [
+                    "CLEANUP-ERROR: a context.add_cleanup() function raised"
+                ] + text.splitlines()
     return ["CLEANUP-ERROR: a context.add_cleanup() function raised (no details captured)"]
 
 

@@ -47,7 +47,9 @@ def open_outbox(settings: Settings, cwd: str) -> Outbox:
         return Outbox(base / run_id)
     except OSError as exc:
         fallback = Path(tempfile.gettempdir()) / "behave-bstack" / run_id
-        warn(f"behave-bstack: cannot write the journal in {base} ({exc.strerror}); using {fallback}")
+        warn(
+            f"behave-bstack: cannot write the journal in {base} ({exc.strerror}); using {fallback}"
+        )
         return Outbox(fallback)
 
 

@@ -21,7 +21,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from . import mapping
-from .clock import Clock, duration_ms
+from .clock import Clock
 
 SCENARIO_HOOKS = frozenset({"before_scenario", "after_scenario"})
 STEP_HOOKS = frozenset({"before_step", "after_step"})
@@ -58,8 +58,15 @@ class TestRun:
 
 
 class Tracker:
-    def __init__(self, payloads, outbox, clock: Clock, *, step_hooks: str = "failed",
-                 report_excluded: bool = False) -> None:
+    def __init__(
+        self,
+        payloads,
+        outbox,
+        clock: Clock,
+        *,
+        step_hooks: str = "failed",
+        report_excluded: bool = False,
+    ) -> None:
         self.payloads = payloads
         self.outbox = outbox
         self.clock = clock
@@ -156,7 +163,9 @@ class Tracker:
         run = TestRun(ref, scenario, feature, start_ns, common)
         scenario._bstack_reported = True
         self.current = run
-        self.outbox.emit("test_start", self.payloads.test_start(common, self.clock.iso(start_ns)), ref)
+        self.outbox.emit(
+            "test_start", self.payloads.test_start(common, self.clock.iso(start_ns)), ref
+        )
         self.counts["tests"] += 1
         return run
 
@@ -240,8 +249,10 @@ class Tracker:
         now = self.clock.now()
         test = record.test
         if exc is not None:
-            record.failure = [f"HOOK-ERROR in {record.name}: " + line if i == 0 else line
-                              for i, line in enumerate(mapping.describe_exception(exc))]
+            record.failure = [
+                f"HOOK-ERROR in {record.name}: " + line if i == 0 else line
+                for i, line in enumerate(mapping.describe_exception(exc))
+            ]
             self._note_hook_failure(record)
         if record.name == "before_step" and test is not None:
             test.step_starts[test.step_cursor] = now  # the body starts after before_step
@@ -293,9 +304,7 @@ class Tracker:
         run.feature = feature
         if why is not None:
             hook, failure = why
-            run.hook_failures.append(
-                [f"Not run: the {hook} hook failed."] + failure
-            )
+            run.hook_failures.append([f"Not run: the {hook} hook failed."] + failure)
             run.forced_result = "failed"
         else:
             run.forced_result = "skipped"

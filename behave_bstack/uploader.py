@@ -46,7 +46,9 @@ def make_transport(options: dict) -> Transport:
 
 def follow(run_dir: Path, options: dict) -> dict:
     """Deliver a journal that behave is still writing; returns the report."""
-    delivery = Delivery(run_dir, make_transport(options), concurrency=int(options.get("concurrency", 16)))
+    delivery = Delivery(
+        run_dir, make_transport(options), concurrency=int(options.get("concurrency", 16))
+    )
     parent = int(options.get("parent_pid") or os.getppid())
     signal.signal(signal.SIGTERM, lambda *_: delivery.stopping.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
