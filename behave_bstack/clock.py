@@ -26,12 +26,16 @@ class Clock:
         """Monotonic nanoseconds; cheap enough for every behave callback."""
         return self._mono_ns()
 
-    def iso(self, mono_ns: int | None = None) -> str:
-        """ISO 8601 UTC with milliseconds and a Z, e.g. 2025-11-11T10:30:05.123Z."""
+    def epoch_ms(self, mono_ns: int | None = None) -> int:
+        """Milliseconds since the epoch.  Journal drafts store these; they become ISO text
+        only when a call is sent (finalize.py), off behave's thread."""
         if mono_ns is None:
             mono_ns = self._mono_ns()
-        wall_ms = (self._wall_start_ns + (mono_ns - self._mono_start)) // 1_000_000
-        return iso_from_epoch_ms(wall_ms)
+        return (self._wall_start_ns + (mono_ns - self._mono_start)) // 1_000_000
+
+    def iso(self, mono_ns: int | None = None) -> str:
+        """ISO 8601 UTC with milliseconds and a Z, e.g. 2025-11-11T10:30:05.123Z."""
+        return iso_from_epoch_ms(self.epoch_ms(mono_ns))
 
 
 def iso_from_epoch_ms(epoch_ms: int) -> str:

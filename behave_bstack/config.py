@@ -34,8 +34,6 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
-
 __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_JOURNAL_DIR",
@@ -159,6 +157,33 @@ _SPECS: dict[str, _Spec] = {
 }
 
 USERDATA_KEYS: tuple[str, ...] = tuple(f"bstack.{name}" for name in _SPECS)
+# describe() rows and `sources` keys, in this order.
+_SHOWN_ORDER: tuple[str, ...] = (
+    "enabled",
+    "username",
+    "access_key",
+    "api_url",
+    "project_name",
+    "build_name",
+    "build_identifier",
+    "build_run_identifier",
+    "build_hashed_id",
+    "build_tags",
+    "journal_dir",
+    "flush_timeout",
+    "request_timeout",
+    "concurrency",
+    "logs",
+    "step_hooks",
+    "report_excluded",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "ca_bundle",
+    *(f"environment.{key}" for key in ENVIRONMENT_KEYS),
+    "debug",
+    "config_file",
+)
 
 
 @dataclass(frozen=True)
@@ -212,7 +237,7 @@ class Settings:
                 value = dict(value)
             parts.append(f"{f.name}={value!r}")
         parts.insert(2, f"access_key={'<set>' if self.access_key else None}")
-        return f"Settings({', '.join(parts)})"
+        return _scrub(f"Settings({', '.join(parts)})", self.access_key)
 
     __str__ = __repr__
 
@@ -227,46 +252,20 @@ class Settings:
         api_url = _redact_url(self.api_url)
         if not self.api_url_ok:
             api_url += " (refused, see problems)"
-        rows = [
-            ("enabled", _fmt(self.enabled), src.get("enabled", "default")),
-            ("username", _fmt(self.username), src.get("username", "default")),
-            ("access_key", key, src.get("access_key", "default")),
-            ("api_url", api_url, src.get("api_url", "default")),
-        ]
-        for name in (
-            "project_name",
-            "build_name",
-            "build_identifier",
-            "build_run_identifier",
-            "build_hashed_id",
-            "build_tags",
-            "journal_dir",
-            "flush_timeout",
-            "request_timeout",
-            "concurrency",
-            "logs",
-            "step_hooks",
-            "report_excluded",
-            "http_proxy",
-            "https_proxy",
-            "no_proxy",
-            "ca_bundle",
-        ):
-            value = getattr(self, name)
-            if name in ("http_proxy", "https_proxy") and value:
-                value = _redact_url(value)
-            rows.append((name, _fmt(value), src.get(name, "default")))
-        for name in ENVIRONMENT_KEYS:
-            rows.append(
-                (
-                    f"environment.{name}",
-                    _fmt(self.environment.get(name)),
-                    src.get(f"environment.{name}", "default"),
-                )
-            )
-        rows.append(("debug", _fmt(self.debug), src.get("debug", "default")))
-        rows.append(("config_file", _fmt(self.config_file), src.get("config_file", "default")))
-        return [(n, _scrub(v, self.access_key), s) for n, v, s in rows]
+        rows = []
+        for name in _SHOWN_ORDER:
+            if name == "access_key":
+                shown = key
+            elif name == "api_url":
+                shown = api_url
+            elif name.startswith("environment."):
+                shown = _fmt(self.environment.get(name.split(".", 1)[1]))
+            elif name in ("http_proxy", "https_proxy") and getattr(self, name):
+                shown = _redact_url(getattr(self, name))
+            else:
+                shown = _fmt(getattr(self, name))
+            rows.append((name, _scrub(shown, self.access_key), src.get(name, "default")))
+        return rows
 
 
 def load_settings(
@@ -366,7 +365,9 @@ class _Resolver:
         problems = tuple(_scrub(p, self.access_key) for p in self.problems)
         return Settings(
             **settings_kwargs,
-            sources=MappingProxyType(dict(self.sources)),
+            sources=MappingProxyType(
+                {k: self.sources[k] for k in _SHOWN_ORDER if k in self.sources}
+            ),
             problems=problems,
         )
 
@@ -393,7 +394,7 @@ class _Resolver:
                     f"{origin}={explicit!r} points to a missing file {path} "
                     "(no browserstack.yml is read)"
                 )
-                self.sources["config_file"] = "default"
+                self.sources["config_file"] += " (missing file, see problems)"
                 return
         else:
             found = [
@@ -408,26 +409,25 @@ class _Resolver:
                 self.problem(f"both {found[0]} and {found[1]} exist (using {found[0]})")
             self.sources["config_file"] = "working directory"
         self.yml_name = os.path.basename(path)
-        where = f"{self.yml_name} ({path})"
+        reason = None
+        import yaml  # only when a yml exists: importing it costs behave's start-up ~10 ms
+
         try:
             with open(path, encoding="utf-8-sig") as fh:
                 data = yaml.safe_load(fh)
         except UnicodeDecodeError:
-            self.problem(f"{where} could not be read: not UTF-8 text (ignored)")
-            return
+            reason = "not UTF-8 text"
         except OSError as exc:
-            self.problem(f"{where} could not be read: {exc.strerror or exc} (ignored)")
-            return
+            reason = str(exc.strerror or exc)
         except yaml.YAMLError as exc:
-            self.problem(f"{where} could not be read: {_yaml_error(exc)} (ignored)")
-            return
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            self.problem(
-                f"{where} could not be read: its top level is a {_yaml_type(data)}, "
-                "not a mapping of settings (ignored)"
-            )
+            reason = _yaml_error(exc)
+        else:
+            data = {} if data is None else data
+            if not isinstance(data, dict):
+                reason = f"its top level is a {_yaml_type(data)}, not a mapping of settings"
+        if reason:
+            self.problem(f"{self.yml_name} ({path}) could not be read: {reason} (ignored)")
+            self.sources["config_file"] += " (not read, see problems)"
             return
         self.yml, self.yml_path = data, path
         for key in ("testReportingOptions", "testObservabilityOptions"):
@@ -774,7 +774,7 @@ def _redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"****@{host}"))
 
 
-def _yaml_error(exc: yaml.YAMLError) -> str:
+def _yaml_error(exc: Exception) -> str:
     # Never str(exc): PyYAML quotes the offending source line, which may hold the access key.
     problem = getattr(exc, "problem", None)
     mark = getattr(exc, "problem_mark", None)

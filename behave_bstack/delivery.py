@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import journal
+from .finalize import finalize
 from .routes import BUILD_URL, ROUTES, SENDABLE, STARTS, path_for
 from .transport import Response, Transport, TransportError
 
@@ -107,12 +108,12 @@ class Delivery:
         self.ended = False  # the writer closed the run (an "end" event)
         self.meta: dict = {}
         self.max_seq = 0
-        self.last_time: str | None = None
+        self.last_time: int | None = None  # epoch ms of the latest event seen
         self.stop_reason: str | None = None
         self.stopping = threading.Event()
         self.tally = Tally()
         self._results: queue.Queue[Outcome] = queue.Queue()
-        self._work: queue.Queue[int | None] = queue.Queue()
+        self._work: queue.Queue[tuple | None] = queue.Queue()
         self._workers: list[threading.Thread] = []
         self.open_runs: dict[str, dict] = {}  # ref -> start event, until its finish is journaled
 
@@ -130,7 +131,7 @@ class Delivery:
         self.max_seq = max(self.max_seq, seq)
         body = record.get("body") or {}
         stamp = body.get("finished_at") or body.get("started_at")
-        if isinstance(stamp, str) and (self.last_time is None or stamp > self.last_time):
+        if isinstance(stamp, int) and (self.last_time is None or stamp > self.last_time):
             self.last_time = stamp
         if op == "meta":
             self.meta = body
@@ -233,7 +234,7 @@ class Delivery:
                 self._fail(seq, event, None, verdict)
             else:
                 self.in_flight.add(seq)
-                self._work.put(seq)
+                self._work.put(self._prepare(seq, event))
         self.ready = still_waiting
 
     def _blocked_by(self, event: dict):
@@ -288,22 +289,29 @@ class Delivery:
             return out_list
         return value
 
-    def _work_loop(self) -> None:
-        while True:
-            seq = self._work.get()
-            if seq is None:
-                return
-            self._results.put(self._attempt(seq))
-
-    def _attempt(self, seq: int) -> Outcome:
-        event = self.events[seq]
+    def _prepare(self, seq: int, event: dict) -> tuple:
+        """Resolve ids here, on the main thread, which owns them."""
         op = event["op"]
-        method = ROUTES[op][0]
         target = self.ids.get(event.get("ref")) if op in ("test_finish", "hook_finish") else None
         path = path_for(op, self.ids.get("build"), target)
-        body = self._resolve(event.get("body") or {})
+        return seq, op, path, self._resolve(event.get("body") or {})
+
+    def _work_loop(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            self._results.put(self._attempt(*item))
+
+    def _attempt(self, seq: int, op: str, path: str, draft: dict) -> Outcome:
         try:
-            return Outcome(seq, response=self.transport.request(method, path, body))
+            body = finalize(op, draft)
+        except Exception as exc:  # noqa: BLE001 - a bug in fitting: this item only
+            return Outcome(
+                seq, error=TransportError("payload", f"could not build the body: {exc!r}")
+            )
+        try:
+            return Outcome(seq, response=self.transport.request(ROUTES[op][0], path, body))
         except TransportError as exc:
             return Outcome(seq, error=exc)
         except Exception as exc:  # noqa: BLE001 - a worker must never die
@@ -318,7 +326,9 @@ class Delivery:
             return
         response, error = outcome.response, outcome.error
         if error is not None:
-            if error.fatal:
+            if error.kind == "payload":
+                self._fail(seq, event, None, str(error))
+            elif error.fatal:
                 self._stop(str(error))
                 self.ready.append(seq)
             else:

@@ -52,11 +52,22 @@ class BstackFormatter(Formatter):
     def step(self, step) -> None:
         pass
 
+    # The two calls made for every step are guarded inline: they are the hot path.
     def match(self, match) -> None:
-        self._call("step_matched")
+        session = self.session
+        if session is not None:
+            try:
+                session.tracker.step_matched()
+            except Exception as exc:  # noqa: BLE001
+                session.outbox.internal_error(exc)
 
     def result(self, step) -> None:
-        self._call("step_finished", step)
+        session = self.session
+        if session is not None:
+            try:
+                session.tracker.step_finished(step)
+            except Exception as exc:  # noqa: BLE001
+                session.outbox.internal_error(exc)
 
     def eof(self) -> None:
         self._call("feature_finished")

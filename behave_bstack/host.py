@@ -9,7 +9,7 @@ import os
 import platform
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 __all__ = ["host_info"]
 
@@ -99,24 +99,22 @@ def _is_container(environ: Mapping[str, str], root: str) -> bool:
 
 
 def _is_virtual(root: str) -> bool:
-    if sys.platform.startswith("linux") or root:
-        dmi = " ".join(
-            _read(f"{root}/sys/class/dmi/id/{name}", 256)
-            for name in ("sys_vendor", "product_name", "board_vendor")
-        ).lower()
-        if any(marker in dmi for marker in _VM_MARKERS):
-            return True
-        if _read(f"{root}/sys/hypervisor/type", 64).strip():
-            return True  # Xen guests
-        if "microsoft" in _read(f"{root}/proc/sys/kernel/osrelease", 256).lower():
-            return True  # WSL2 runs in a Hyper-V VM
-        cpuinfo = _read(f"{root}/proc/cpuinfo", 1 << 20)
-        for line in cpuinfo.splitlines():
-            if line.startswith("flags") and " hypervisor" in f" {line.split(':', 1)[-1]}":
-                return True  # x86 CPUID "running under a hypervisor" bit
-        return False
-    if sys.platform == "darwin":
+    if sys.platform == "darwin" and not root:
         return _darwin_vmm_present()
+    # Linux (the files simply don't exist elsewhere).
+    dmi = " ".join(
+        _read(f"{root}/sys/class/dmi/id/{name}", 256)
+        for name in ("sys_vendor", "product_name", "board_vendor")
+    ).lower()
+    if any(marker in dmi for marker in _VM_MARKERS):
+        return True
+    if _read(f"{root}/sys/hypervisor/type", 64).strip():
+        return True  # Xen guests
+    if "microsoft" in _read(f"{root}/proc/sys/kernel/osrelease", 256).lower():
+        return True  # WSL2 runs in a Hyper-V VM
+    for line in _read(f"{root}/proc/cpuinfo", 1 << 20).splitlines():
+        if line.startswith("flags") and "hypervisor" in line.partition(":")[2].split():
+            return True  # x86 CPUID "running under a hypervisor" bit
     return False
 
 
@@ -137,7 +135,7 @@ def _darwin_vmm_present() -> bool:
 
 
 def _host_type(environ: Mapping[str, str], root: str = "") -> str:
-    """"container", "virtual" or "physical"; ``root`` prefixes paths (tests use a fake tree)."""
+    """Container, virtual or physical; ``root`` prefixes every path (tests use a fake tree)."""
     try:
         if _is_container(environ, root):
             return "container"
@@ -148,12 +146,12 @@ def _host_type(environ: Mapping[str, str], root: str = "") -> str:
     return "physical"
 
 
-def _safe(getter, default: str = "") -> str:  # type: ignore[no-untyped-def]
+def _safe(getter: Callable[[], object]) -> str:
     try:
         value = getter()
-        return value if isinstance(value, str) else default
+        return value if isinstance(value, str) else ""
     except Exception:
-        return default
+        return ""
 
 
 def host_info() -> dict[str, str]:
@@ -164,7 +162,7 @@ def host_info() -> dict[str, str]:
     info = {
         "hostname": _safe(socket.gethostname) or _safe(platform.node),
         "platform": _platform_name(sys.platform),
-        "type": _host_type(os.environ),
+        "type": _safe(lambda: _host_type(os.environ)) or "physical",
         "version": _safe(platform.release),
         "arch": _safe(lambda: _arch_name(platform.machine())),
     }

@@ -22,6 +22,10 @@ Lengths are Python ``str`` lengths (code points). Decisions where tra-api.md is 
 * Step ``started_at``/``finished_at`` sent as ``None`` are dropped; other timestamps pass
   through untouched (building them is the caller's job).
 * Durations are capped at 2**53 - 1 (the largest integer every JSON reader keeps exactly).
+* Multi-megabyte input with a ``max_len``: only a head window (2 * max_len + 4096 chars) is
+  cleaned, so the marker's count then includes raw characters that were never inspected.
+* Failure entries whose backtrace has no text are dropped; a result outside the enum (e.g.
+  behave's ``untested``/``undefined``) becomes ``failed``: callers should map statuses first.
 """
 
 from __future__ import annotations
@@ -144,8 +148,13 @@ def _truncate(text: str, max_len: int, unseen: int = 0) -> str:
 
 
 def _fit_text(value: object, max_len: int | None, multiline: bool, strip: bool) -> str:
-    text = _to_str(value)
     dirty = _DIRTY_MULTI if multiline else _DIRTY_SINGLE
+    if type(value) is str and (max_len is None or len(value) <= max_len):
+        if not dirty.search(value):  # the common case: already short and clean
+            return value.strip() if strip else value
+        text = value
+    else:
+        text = _to_str(value)
     if max_len is not None and len(text) > 2 * max_len + _WINDOW_SLACK:
         # Multi-megabyte input: clean only a head window. Artifacts of the cut (half an ANSI
         # sequence, half a surrogate pair) sit at the window's end, far past what is kept.
@@ -173,7 +182,17 @@ def clean_text(value: object, max_len: int | None = None, *, multiline: bool = T
     ``multiline``; when not ``multiline`` line breaks and tabs become spaces. A longer result is
     cut at the tail and ends with ``TRUNCATION_MARKER`` (the whole result stays <= max_len).
     """
-    return _fit_text(value, max_len, multiline, strip=False)
+    return _fit_text(value, _as_len(max_len), multiline, strip=False)
+
+
+def _as_len(max_len: object) -> int | None:
+    """A usable length limit (a bad one must not crash the caller: it becomes 0)."""
+    if max_len is None or type(max_len) is int:
+        return max_len
+    try:
+        return max(0, int(max_len))
+    except Exception:
+        return 0
 
 
 def _line(value: object, max_len: int) -> str:
@@ -187,6 +206,7 @@ def clip_middle(text: str, max_len: int) -> str:
     Does not clean (pass a cleaned string); a non-str is coerced first.
     """
     text = _to_str(text)
+    max_len = _as_len(max_len) or 0
     if len(text) <= max_len:
         return text
     longest = len(_marker(len(text)))
@@ -356,6 +376,8 @@ def fit_environment(env: dict) -> dict:
 # --- numbers -----------------------------------------------------------------------------------
 def _int_ms(value: object, minimum: int) -> int | None:
     """A duration as an int >= minimum, or None when it is not a finite number."""
+    if type(value) is int and minimum <= value <= _MAX_INT:
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if isinstance(value, float):
@@ -366,6 +388,9 @@ def _int_ms(value: object, minimum: int) -> int | None:
 
 
 def _result(value: object) -> str:
+    """``value`` if it is one of the API's results (any case), else ``"failed"``."""
+    if type(value) is str and value in RESULTS:
+        return value
     text = _line(value, 20).lower()
     return text if text in RESULTS else "failed"
 
@@ -438,7 +463,7 @@ def _fit_steps(steps: object) -> list[dict]:
     out: list[dict] = []
     seen: set[str] = set()
     for index, step in enumerate(_as_list(steps), 1):
-        if not isinstance(step, Mapping):
+        if type(step) is not dict and not isinstance(step, Mapping):
             continue
         fitted = dict(step)
         step_id = _line(fitted.get("id"), MAX_ID) or f"step-{index}"
@@ -459,7 +484,9 @@ def _fit_steps(steps: object) -> list[dict]:
             text = clip_middle(_fit_text(fitted["failure"], None, True, False), MAX_STEP_FAILURE)
             _put(fitted, "failure", text)
         if "result" in fitted:
-            _put(fitted, "result", _result(fitted["result"]) if _line(fitted["result"], 20) else "")
+            result = fitted["result"]
+            if type(result) is not str or result not in RESULTS:
+                _put(fitted, "result", _result(result) if _line(result, 20) else "")
         if "duration" in fitted:
             _put(fitted, "duration", _int_ms(fitted["duration"], 0))
         out.append(fitted)

@@ -181,9 +181,11 @@ def describe_exception(exc: BaseException | None, tb=None) -> list[str]:
     return head.split("\n") + frames
 
 
-def step_failure_lines(step) -> list[str]:
+def step_failure_lines(step, status: str | None = None) -> list[str]:
     """What went wrong in a step, as backtrace lines (empty when nothing did)."""
-    status = status_name(getattr(step, "status", None))
+    status = status or status_name(getattr(step, "status", None))
+    if status in ("passed", "skipped", "untested"):
+        return []
     if status == "undefined":
         return [
             f"Undefined step: {step.keyword} {step.name}",

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from . import journal
-from .limits import fit_payload
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
@@ -30,12 +29,11 @@ class Outbox:
 
     # -- writing ----------------------------------------------------------------
     def emit(self, op: str, body: dict, ref: str | None = None, links: dict | None = None) -> None:
-        """Journal one call.  `links` are fields holding {"$ref": ...} placeholders; they
-        are added after fitting, since they are not the user's data."""
-        fitted = fit_payload(op, body) if op != "logs" else body
+        """Journal one call as a draft (see finalize.py).  `links` are fields holding
+        {"$ref": ...} placeholders for server ids."""
         if links:
-            fitted.update(links)
-        self.writer.append(op, fitted, ref)
+            body.update(links)
+        self.writer.append(op, body, ref)
         self.counts[op] = self.counts.get(op, 0) + 1
 
     def emit_raw(self, op: str, body: dict | None = None) -> None:

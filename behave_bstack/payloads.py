@@ -18,6 +18,7 @@ class Payloads:
         self.repo_root = repo_root
         self.environment = dict(environment or {})
         self._names: dict[int, str] = {}
+        self._paths: dict[str, tuple[str, str | None]] = {}
 
     # -- tests ------------------------------------------------------------------
     def index_feature(self, feature) -> None:
@@ -40,13 +41,26 @@ class Payloads:
             name = " ".join(str(getattr(scenario, "name", "") or "").split()) or "Scenario"
         return name
 
+    def paths_of(self, node) -> tuple[str, str | None]:
+        """(file_name relative to cwd, vc_filepath relative to the repository), cached."""
+        raw = str(getattr(node, "filename", "") or "unknown.feature")
+        cached = self._paths.get(raw)
+        if cached is None:
+            vc_path = None
+            if self.repo_root:
+                absolute = os.path.abspath(os.path.join(self.cwd, raw))
+                vc_path = os.path.relpath(absolute, self.repo_root)
+                vc_path = None if vc_path.startswith("..") else vc_path.replace(os.sep, "/")
+            cached = self._paths[raw] = (mapping.relative_path(raw, self.cwd), vc_path)
+        return cached
+
     def file_name_of(self, node) -> str:
-        return mapping.relative_path(
-            str(getattr(node, "filename", "") or "unknown.feature"), self.cwd
-        )
+        return self.paths_of(node)[0]
 
     def test_common(self, scenario, feature) -> dict:
-        file_name = self.file_name_of(scenario if getattr(scenario, "filename", None) else feature)
+        file_name, vc_path = self.paths_of(
+            scenario if getattr(scenario, "filename", None) else feature
+        )
         body = {
             "name": self.name_of(scenario),
             "file_name": file_name,
@@ -55,11 +69,8 @@ class Payloads:
             "location": f"{file_name}:{getattr(scenario, 'line', 0)}",
             "body": {"lang": "gherkin", "code": mapping.gherkin_code(scenario)},
         }
-        if self.repo_root:
-            absolute = os.path.abspath(os.path.join(self.cwd, str(scenario.filename)))
-            vc_path = os.path.relpath(absolute, self.repo_root)
-            if not vc_path.startswith(".."):
-                body["vc_filepath"] = vc_path.replace(os.sep, "/")
+        if vc_path:
+            body["vc_filepath"] = vc_path
         if self.environment:
             body["environment"] = dict(self.environment)
         return body
@@ -82,7 +93,7 @@ class Payloads:
             failures.append({"backtrace": [f"Scenario {status}"] + _message_lines(scenario)})
         body = {
             "result": result,
-            "finished_at": clock.iso(end_ns),
+            "finished_at": clock.epoch_ms(end_ns),
             "file_name": run.body_common["file_name"],
             "scopes": run.body_common["scopes"],
             "duration_in_ms": max(1, duration_ms(run.start_ns, end_ns)),
@@ -94,7 +105,7 @@ class Payloads:
 
     def _steps(self, run, clock: Clock) -> tuple[list[dict], list[dict]]:
         steps, failures = [], []
-        for index, step in enumerate(getattr(run.scenario, "all_steps", ()) or ()):
+        for index, step in enumerate(run.steps):
             status = mapping.status_name(getattr(step, "status", None))
             item = {
                 "id": str(index + 1),
@@ -104,10 +115,10 @@ class Payloads:
             }
             start, end = run.step_starts.get(index), run.step_ends.get(index)
             if start is not None and end is not None:
-                item["started_at"] = clock.iso(start)
-                item["finished_at"] = clock.iso(end)
+                item["started_at"] = clock.epoch_ms(start)
+                item["finished_at"] = clock.epoch_ms(end)
                 item["duration"] = duration_ms(start, end)
-            lines = run.step_hook_failures.get(index) or mapping.step_failure_lines(step)
+            lines = run.step_hook_failures.get(index) or mapping.step_failure_lines(step, status)
             if lines:
                 item["result"] = "failed" if item["result"] == "passed" else item["result"]
                 item["failure"] = "\n".join(lines)
@@ -163,7 +174,7 @@ class Payloads:
         body = {
             "hook_type": record.name,
             "result": "failed" if record.failure else "passed",
-            "finished_at": clock.iso(end_ns),
+            "finished_at": clock.epoch_ms(end_ns),
             "file_name": hook_location(record.func, self.cwd)[0],
             "scopes": record.subject["scopes"],
             "duration_in_ms": max(1, duration_ms(record.start_ns, end_ns)),

@@ -116,7 +116,7 @@ class ReportingSession:
         body = {
             "name": settings.build_name,
             "project_name": settings.project_name,
-            "started_at": self.clock.iso(self.started_ns),
+            "started_at": self.clock.epoch_ms(self.started_ns),
             "framework": {"name": "behave", "version": behave_version()},
             "host_info": host.host_info(),
         }
@@ -152,7 +152,7 @@ class ReportingSession:
     def close(self) -> None:
         self.tracker.guard(self.tracker.run_finished)
         if self.owns_build:
-            self.outbox.emit("build_finish", {"finished_at": self.clock.iso()}, "build")
+            self.outbox.emit("build_finish", {"finished_at": self.clock.epoch_ms()}, "build")
         report = self.outbox.close(self.settings.flush_timeout if self.live else 0)
         if self.live:
             lines = summary_lines(report, self.tracker.counts, self.outbox, self.settings)

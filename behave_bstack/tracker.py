@@ -55,6 +55,7 @@ class TestRun:
     hook_failures: list[list[str]] = field(default_factory=list)
     step_hook_failures: dict[int, list[str]] = field(default_factory=dict)
     forced_result: str | None = None
+    steps: list = field(default_factory=list)
 
 
 class Tracker:
@@ -161,10 +162,11 @@ class Tracker:
         ref = self.next_ref("t")
         common = self.payloads.test_common(scenario, feature)
         run = TestRun(ref, scenario, feature, start_ns, common)
+        run.steps = list(getattr(scenario, "all_steps", None) or ())
         scenario._bstack_reported = True
         self.current = run
         self.outbox.emit(
-            "test_start", self.payloads.test_start(common, self.clock.iso(start_ns)), ref
+            "test_start", self.payloads.test_start(common, self.clock.epoch_ms(start_ns)), ref
         )
         self.counts["tests"] += 1
         return run
@@ -190,7 +192,7 @@ class Tracker:
         if run is None:
             return
         now = self.clock.now()
-        steps = run.scenario.all_steps if hasattr(run.scenario, "all_steps") else []
+        steps = run.steps
         index = run.step_cursor
         if index >= len(steps) or steps[index] is not step:
             index = next((i for i, s in enumerate(steps) if s is step), index)
@@ -234,7 +236,7 @@ class Tracker:
         ref = None
         if journaled:
             ref = self.next_ref("h")
-            body = self.payloads.hook_start(name, func, subject, test, self.clock.iso(now))
+            body = self.payloads.hook_start(name, func, subject, test, self.clock.epoch_ms(now))
             self.outbox.emit("hook_start", body, ref, _test_link(test))
             self.counts["hooks"] += 1
             if test is not None:
@@ -262,7 +264,7 @@ class Tracker:
             # Failing step hooks are always reported, whatever the setting.
             record.ref = self.next_ref("h")
             body = self.payloads.hook_start(
-                record.name, record.func, record.subject, test, self.clock.iso(record.start_ns)
+                record.name, record.func, record.subject, test, self.clock.epoch_ms(record.start_ns)
             )
             self.outbox.emit("hook_start", body, record.ref, _test_link(test))
             self.counts["hooks"] += 1

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Mapping
 
 __all__ = ["git_info", "repo_root", "relative_to_repo"]
@@ -65,7 +64,9 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
             pass
 
 
-def _run_git(args: tuple[str, ...], cwd: str | os.PathLike[str] | None, timeout: float) -> str | None:
+def _run_git(
+    args: tuple[str, ...], cwd: str | os.PathLike[str] | None, timeout: float
+) -> str | None:
     """stdout of a successful git call, or None (missing git, error, timeout)."""
     if timeout <= 0:
         return None
@@ -78,6 +79,8 @@ def _run_git(args: tuple[str, ...], cwd: str | os.PathLike[str] | None, timeout:
             stderr=subprocess.DEVNULL,
             env=_git_env(),
             start_new_session=os.name == "posix",
+            # No console window flashing up for each call on Windows.
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )
     except (OSError, ValueError, TypeError):
         return None  # git not installed / not executable, cwd missing

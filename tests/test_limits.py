@@ -30,6 +30,7 @@ HYPO = settings(
     max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
 )
 
 
@@ -105,6 +106,21 @@ def test_clip_middle_keeps_head_and_tail() -> None:
     assert len(out) == 5000 and out.startswith("HEAD") and out.endswith("TAIL")
     assert MARKER_RE.search(out)
     assert clip_middle("short", 5000) == "short"
+
+
+@HYPO
+@given(st.text(min_size=0, max_size=3000), st.integers(0, 2500))
+def test_clip_middle_properties(text: str, max_len: int) -> None:
+    out = clip_middle(text, max_len)
+    assert len(out) <= max_len
+    if len(text) <= max_len:
+        assert out == text
+    elif max_len >= 60:
+        match = MARKER_RE.search(out)
+        assert match is not None
+        head, tail = out[: match.start()], out[match.end() :]
+        assert text.startswith(head) and text.endswith(tail) and len(head) >= len(tail) >= 15
+        assert len(head) + len(tail) + int(match.group(1)) == len(text)
 
 
 def test_fit_backtrace_keeps_head_and_tail_of_huge_traceback() -> None:
@@ -319,9 +335,7 @@ big_text = st.builds(
     small_text,
     st.sampled_from([51, 101, 256, 501, 1001, 2001, 5001, 10_001, 30_000]),
 )
-value = st.one_of(
-    small_text,
-    big_text,
+odd_value = st.one_of(
     st.none(),
     st.integers(),
     st.floats(),
@@ -329,12 +343,13 @@ value = st.one_of(
     st.builds(Boom),
     st.builds(NastyStr, small_text),
 )
+value = st.one_of(small_text, big_text, odd_value)  # mostly strings, often too long
 
 
 def many(item: st.SearchStrategy, sizes: list[int]) -> st.SearchStrategy:
     """A few arbitrary items plus n generated distinct ones (big lists cheaply)."""
     return st.builds(
-        lambda xs, n, long: xs + [("y" * 300 if long else "t") + str(i) for i in range(n)],
+        lambda xs, n, long: xs + [str(i) + ("y" * 300 if long else "t") for i in range(n)],
         st.lists(item, max_size=6),
         st.sampled_from(sizes),
         st.booleans(),
@@ -358,7 +373,11 @@ metadata = st.one_of(
         st.one_of(value, st.lists(value, max_size=15)),
         max_size=30,
     ),
-    st.builds(lambda n: {f"k{i}": [str(j) for j in range(n)] for i in range(n)}, st.just(30)),
+    st.builds(
+        lambda keys, values: {f"k{i}": [str(j) for j in range(values)] for i in range(keys)},
+        st.sampled_from([25, 26, 40]),
+        st.sampled_from([10, 11, 20]),
+    ),
     value,
 )
 environment = st.one_of(
@@ -378,7 +397,7 @@ step = st.fixed_dictionaries(
         "finished_at": st.just(TS),
         "result": st.one_of(st.sampled_from(["passed", "FAILED", "untested"]), value),
         "duration": st.one_of(value, st.integers(-(2**70), 2**70)),
-        "failure": value,
+        "failure": st.one_of(value, st.sampled_from([4999, 5000, 5001, 9000]).map("f".__mul__)),
     },
 )
 steps = st.one_of(st.lists(st.one_of(step, value), max_size=8), value)
@@ -465,10 +484,11 @@ BODIES = {
 }
 
 
+@pytest.mark.parametrize("op", sorted(BODIES))
 @HYPO
-@given(st.sampled_from(sorted(BODIES)).flatmap(lambda op: st.tuples(st.just(op), BODIES[op])))
-def test_fit_payload_is_always_valid(op_body: tuple[str, dict]) -> None:
-    op, body = op_body
+@given(data=st.data())
+def test_fit_payload_is_always_valid(op: str, data: st.DataObject) -> None:
+    body = data.draw(BODIES[op])
     snapshot = copy.deepcopy(body)
     out = fit_payload(op, body)
     assert validate(op, out) == []

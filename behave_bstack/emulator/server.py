@@ -246,9 +246,6 @@ class EmulatorState:
         with self.lock:
             self._reset_fields()
 
-    def next_seq(self) -> int:
-        return next(self._seq)  # atomic under the GIL
-
     # queries
     @property
     def builds(self) -> dict[str, BuildRecord]:
@@ -305,7 +302,9 @@ class EmulatorState:
             ]
 
     def add_call(self, call: CallRecord) -> None:
+        """Record a call that was not processed (fault, auth, 4xx)."""
         with self.lock:
+            call.seq = next(self._seq)
             self._calls.append(call)
 
     def to_json(self, with_calls: bool = False) -> dict:
@@ -318,11 +317,12 @@ class EmulatorState:
                 "calls": [c.to_json() for c in self._calls] if with_calls else len(self._calls),
             }
 
-    # mutation: called by the server with the lock NOT held; returns (status, response)
     def apply(
         self, op: str, build_id: str | None, run_id: str | None, body: dict, call: CallRecord
     ) -> tuple[int, bytes]:
+        """Record a valid call and its effect; returns (status, response body)."""
         with self.lock:
+            call.seq = next(self._seq)
             self._calls.append(call)
             return self._apply_locked(op, build_id, run_id, body, call.seq)
 
@@ -339,6 +339,7 @@ class EmulatorState:
                 if key:
                     self._build_keys[key] = bid
             self._builds[bid].starts.append(body)
+            self._calls[-1].build_id = bid  # so calls_in(build_id) includes its start
             return 200, b'{"success": true, "build_hashed_id": "%s"}' % bid.encode()
 
         build = self._builds.get(build_id)  # type: ignore[arg-type]
@@ -425,7 +426,7 @@ class _Rule:
     def to_json(self) -> dict:
         d = {"kind": self.kind, "remaining": self.remaining, "op": self.op}
         d["path"] = self.path.pattern if self.path else None
-        d.update({k: v for k, v in self.params.items() if k not in ("needles", "body_bytes")})
+        d.update({k: v for k, v in self.params.items() if k not in ("needles", "action")})
         return d
 
 
@@ -793,7 +794,7 @@ def _route(method: str, path: str) -> tuple[str, str | None, str | None] | str |
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    timeout = 120  # an idle keep-alive connection gives its thread back eventually
+    timeout = None  # no poll() per recv; stop() shuts idle keep-alive connections down
     server: _HTTPServer
 
     def setup(self) -> None:
@@ -926,7 +927,7 @@ class _Handler(BaseHTTPRequestHandler):
             if latency:
                 emu._sleep(latency)
             if action is not None and action.drop == "reset":
-                call.fault, call.seq = action.name, state.next_seq()
+                call.fault = action.name
                 state.add_call(call)
                 self._drop("reset")
                 return
@@ -936,8 +937,7 @@ class _Handler(BaseHTTPRequestHandler):
         if action is None and faults.active:
             action = faults.on_body(op, path, raw)
         if action is not None:
-            call.fault, call.seq = action.name, state.next_seq()
-            call.body = _parse_for_record(raw)
+            call.fault, call.body = action.name, _parse_for_record(raw)
             if action.drop:
                 state.add_call(call)
                 self._drop(action.drop)
@@ -982,13 +982,13 @@ class _Handler(BaseHTTPRequestHandler):
         state = emu.state
 
         def reject(status: int, message: str, body: Any = None) -> tuple[int, bytes, str, tuple]:
-            call.seq, call.status = state.next_seq(), status
+            call.status = status
             call.body = body if body is not None else _parse_for_record(raw)
             state.add_call(call)
             return status, _error(status, message)[1], "application/json", ()
 
         if not emu._authorized(headers.get(b"authorization")):
-            call.seq, call.status, call.body = state.next_seq(), 401, _parse_for_record(raw)
+            call.status, call.body = 401, _parse_for_record(raw)
             state.add_call(call)
             return 401, _UNAUTHORIZED.body, _UNAUTHORIZED.content_type, _UNAUTHORIZED.headers
         if route is None:
@@ -1000,13 +1000,13 @@ class _Handler(BaseHTTPRequestHandler):
             return reject(400, "Content-Type must be application/json")
         try:
             text = raw.decode("utf-8")
-            body = json.loads(text, parse_constant=_no_constants)
+            body = _DECODER.decode(text)
         except (UnicodeDecodeError, ValueError) as exc:
             return reject(400, f"malformed JSON: {exc}")
         errs = validate(op, body, check_text=_RISKY_ESCAPE.search(raw) is not None)  # type: ignore[arg-type]
         if errs:
             return reject(422, "; ".join(errs), body)
-        call.seq, call.body = state.next_seq(), body
+        call.body = body
         try:
             status, out = state.apply(op, build_id, run_id, body, call)  # type: ignore[arg-type]
         except Exception:  # a bug here must surface as a 500, not as a dropped connection
@@ -1046,6 +1046,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)  # NaN/Infinity are not JSON
 
 
 def _parse_for_record(raw: bytes) -> Any:

@@ -366,13 +366,14 @@ SCHEMAS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
 def _bad_text(v: object, path: str, errs: list) -> None:
     """Report NUL characters and lone surrogates anywhere in the body (keys included)."""
     if isinstance(v, str):
-        if _BAD_CHARS.search(v):
+        # isascii() is O(1) and rules out surrogates; "in" is a memchr
+        if ("\x00" in v) if v.isascii() else _BAD_CHARS.search(v) is not None:
             errs.append(f"{path or 'body'}: contains a NUL character or a lone surrogate")
     elif isinstance(v, dict):
         for k, x in v.items():
             name = str(k)[:40]
             sub = f"{path}.{name}" if path else name
-            if isinstance(k, str) and _BAD_CHARS.search(k):
+            if isinstance(k, str) and _BAD_CHARS.search(k) is not None:
                 errs.append(f"{sub}: key contains a NUL character or a lone surrogate")
             _bad_text(x, sub, errs)
     elif isinstance(v, list):
