@@ -18,6 +18,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,45 @@ def follow(run_dir: Path, options: dict) -> dict:
     if os.environ.get("BSTACK_UPLOADER_RUSAGE"):  # benchmarks read the peak memory here
         with open(os.environ["BSTACK_UPLOADER_RUSAGE"], "w") as handle:
             json.dump({"maxrss_kib": usage.ru_maxrss}, handle)
+    return report
+
+
+def writer_alive(meta: dict) -> bool:
+    """Is the behave process that wrote this journal still running (on this machine)?"""
+    if meta.get("hostname") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(meta.get("pid")), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def deliver_journal(run_dir: Path, options: dict, timeout: float, max_attempts: int = 5) -> dict:
+    """Send what a journal still holds (`behave-bstack upload`).  Runs left open by a
+    behave that died are closed as interrupted, and the build is finished.  The caller
+    holds the journal's lock."""
+    delivery = Delivery(
+        run_dir,
+        make_transport(options),
+        concurrency=int(options.get("concurrency", 16)),
+        max_attempts=max_attempts,
+    )
+    try:
+        delivery.load_new()
+        if not delivery.ended:
+            if writer_alive(delivery.meta):
+                report = delivery.report()
+                report["stopped"] = "the behave run that writes this journal is still going"
+                return report
+            delivery.close_interrupted(INTERRUPTED)
+        delivery.run_until(time.monotonic() + timeout)
+    finally:
+        delivery.shutdown()
+    report = delivery.report()
+    journal.write_report(run_dir, report)
     return report
 
 

@@ -13,7 +13,8 @@ route (404 unknown path, 405 wrong method), body (400: not UTF-8 JSON or no
 ``message``), ids (404 unknown build / test / hook in that build), then cross-call rules
 (422): a finish's ``hook_type`` equals its start's, log entries, ``hooks[]`` and
 ``test_run_id`` name runs that exist in that build. Duplicate finishes are accepted (200)
-and counted (``finish_count``). Two build starts with the same project_name + name +
+and counted (``finish_count``). Every API call, answered or not, is kept in ``srv.calls``
+(``status`` None: no answer; ``fault``: the fault that shaped it). Two build starts with the same project_name + name +
 non-empty build_run_identifier share one build id.
 
 Fault injection (``srv.faults.<method>(...)`` or ``POST /_emulator/faults``). Faults apply
@@ -63,6 +64,7 @@ single first argument (e.g. ``{"latency": 50, "fail": {"status": 503, "count": 2
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import math
 import os
@@ -74,7 +76,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -119,8 +121,6 @@ _METHODS = {
 
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback IP literals (the only hosts we may bind)."""
-    import ipaddress
-
     if host == "localhost":
         return True
     try:
@@ -466,7 +466,7 @@ class Faults:
         "clear",
     )
 
-    def __init__(self, set_listening: Any = None) -> None:
+    def __init__(self, set_listening: Callable[[bool], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._set_listening = set_listening  # callback(bool) for downtime mode="refuse"
         self._timer: threading.Timer | None = None
@@ -1078,6 +1078,10 @@ class _HTTPServer(ThreadingHTTPServer):
             traceback.print_exc(file=sys.stderr)
 
 
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
 class TraServer:
     """The emulator: a threaded HTTP server plus its recorded ``state`` and ``faults``."""
 
@@ -1172,7 +1176,8 @@ class TraServer:
         with self._listen_lock:
             if self._httpd is not None:
                 return
-            httpd = _HTTPServer((self.host, self.port), _Handler)
+            cls = _HTTPServer6 if ":" in self.host else _HTTPServer
+            httpd = cls((self.host, self.port), _Handler)
             httpd.emulator = self
             self.port = httpd.server_address[1]  # keep the port across downtime "refuse"
             self._httpd = httpd
