@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from . import __version__, ci, host, journal, vcs
+from .capture import OutputCapture
 from .clock import Clock
 from .config import Settings, load_settings
 from .hookwatch import install
@@ -76,6 +77,9 @@ class ReportingSession:
         self._journal_start(repo_root)
         if runner is not None:
             install(runner, self.tracker.on_hook)
+        if settings.logs:
+            self.tracker.capture = OutputCapture(self.tracker.current_sink, self.clock.epoch_ms)
+            self.tracker.capture.install()
         if self.live:
             self.outbox.start_uploader(self.uploader_options())
 
@@ -151,6 +155,8 @@ class ReportingSession:
 
     def close(self) -> None:
         self.tracker.guard(self.tracker.run_finished)
+        if self.tracker.capture is not None:
+            self.tracker.capture.uninstall()
         if self.owns_build:
             self.outbox.emit("build_finish", {"finished_at": self.clock.epoch_ms()}, "build")
         report = self.outbox.close(self.settings.flush_timeout if self.live else 0)

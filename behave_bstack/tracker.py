@@ -21,8 +21,10 @@ import itertools
 from dataclasses import dataclass, field
 
 from . import mapping
+from .capture import Sink, behave_captured, log_entries
 from .clock import Clock
 
+LOGS_PER_CALL = 500  # the API's limit per logs call
 SCENARIO_HOOKS = frozenset({"before_scenario", "after_scenario"})
 STEP_HOOKS = frozenset({"before_step", "after_step"})
 CONTAINER_BEFORE_HOOKS = {"before_feature": "feature", "before_rule": "rule", "before_all": "all"}
@@ -39,6 +41,7 @@ class HookCall:
     subject: str
     journaled: bool
     failure: list[str] = field(default_factory=list)
+    sink: Sink = field(default_factory=Sink)
 
 
 @dataclass
@@ -53,6 +56,8 @@ class TestRun:
     step_cursor: int = 0
     hook_refs: list[str] = field(default_factory=list)
     hook_failures: list[list[str]] = field(default_factory=list)
+    hooks_by_name: dict[str, str] = field(default_factory=dict)
+    sink: Sink = field(default_factory=Sink)
     step_hook_failures: dict[int, list[str]] = field(default_factory=dict)
     forced_result: str | None = None
     steps: list = field(default_factory=list)
@@ -75,12 +80,22 @@ class Tracker:
         self.report_excluded = report_excluded
         self.config = None
         self.runner = None
+        self.capture = None  # an OutputCapture while logs are collected
         self.feature = None
         self.current: TestRun | None = None
         self.container_failures: dict[int, tuple[str, list[str]]] = {}
         self.features_seen: list = []
         self._ids = itertools.count(1)
-        self.counts = {"tests": 0, "hooks": 0}
+        self.counts = {"tests": 0, "hooks": 0, "logs": 0}
+        self.active_hooks: list[HookCall] = []
+        self.container_hooks: dict[str, str] = {}  # hook name -> ref, in the current feature
+
+    def current_sink(self) -> Sink | None:
+        """Where output arriving now belongs: the running hook, else the running test."""
+        for record in reversed(self.active_hooks):
+            if record.ref is not None:
+                return record.sink
+        return self.current.sink if self.current is not None else None
 
     def next_ref(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids)}"
@@ -101,6 +116,19 @@ class Tracker:
         self.finish_current()
         if self.feature is not None:
             self.report_unrun(self.feature)
+            self._emit_container_logs(self.feature)
+
+    def _emit_container_logs(self, container) -> None:
+        """behave 1.3 keeps what feature-level hooks printed on the feature."""
+        if self.capture is None:
+            return
+        stamp = self.clock.epoch_ms()
+        for part, level, text in behave_captured(container, None):
+            hook_ref = self.container_hooks.get(part)
+            if hook_ref:
+                link = {"hook_run_uuid": {"$ref": hook_ref}}
+                self.emit_logs("HOOK_LOG", link, [(stamp, level, text)])
+        self.container_hooks = {}
 
     # -- scenarios ------------------------------------------------------------
     def _wrap_run(self, scenario) -> None:
@@ -177,9 +205,34 @@ class Tracker:
             return
         self.current = None
         end_ns = self.clock.now() if end_ns is None else end_ns
+        self._emit_test_logs(run, end_ns)
         body = self.payloads.test_finish(run, end_ns, self.clock)
         links = {"hooks": [{"$ref": r} for r in run.hook_refs]} if run.hook_refs else None
         self.outbox.emit("test_finish", body, run.ref, links)
+
+    def _emit_test_logs(self, run: TestRun, end_ns: int) -> None:
+        """The test's own output, and what behave's capture kept of it and of its hooks."""
+        entries = run.sink.drain()
+        by_hook: dict[str, list] = {}
+        if self.capture is not None:
+            stamp = self.clock.epoch_ms(end_ns)
+            for part, level, text in behave_captured(run.scenario, self.runner):
+                hook_ref = run.hooks_by_name.get(part)
+                if hook_ref:
+                    by_hook.setdefault(hook_ref, []).append((stamp, level, text))
+                else:
+                    entries.append((stamp, level, text))
+        self.emit_logs("TEST_LOG", {"test_run_uuid": {"$ref": run.ref}}, entries)
+        for hook_ref, hook_entries in by_hook.items():
+            self.emit_logs("HOOK_LOG", {"hook_run_uuid": {"$ref": hook_ref}}, hook_entries)
+
+    def emit_logs(self, kind: str, link: dict, entries: list) -> None:
+        if not entries:
+            return
+        drafts = log_entries(kind, link, entries)
+        self.counts["logs"] += len(drafts)
+        for start in range(0, len(drafts), LOGS_PER_CALL):
+            self.outbox.emit("logs", {"logs": drafts[start : start + LOGS_PER_CALL]})
 
     # -- steps ----------------------------------------------------------------
     def step_matched(self) -> None:
@@ -204,6 +257,8 @@ class Tracker:
     def on_hook(self, name: str, func, args: tuple, call):
         """Called by the hook wrappers; runs the hook and re-raises what it raised."""
         record = self.guard(self.hook_begin, name, func, args)
+        if record is not None:
+            self.active_hooks.append(record)
         try:
             result = call()
         except BaseException as exc:
@@ -241,6 +296,9 @@ class Tracker:
             self.counts["hooks"] += 1
             if test is not None:
                 test.hook_refs.append(ref)
+                test.hooks_by_name.setdefault(name, ref)
+            else:
+                self.container_hooks.setdefault(name, ref)
         if name == "after_step" and test is not None:
             # The step body ended when after_step began: step times exclude step hooks.
             index = max(test.step_cursor, 0)
@@ -249,6 +307,8 @@ class Tracker:
 
     def hook_end(self, record: HookCall, exc: BaseException | None) -> None:
         now = self.clock.now()
+        if self.active_hooks and self.active_hooks[-1] is record:
+            self.active_hooks.pop()
         test = record.test
         if exc is not None:
             record.failure = [
@@ -271,6 +331,7 @@ class Tracker:
             if test is not None:
                 test.hook_refs.append(record.ref)
         body = self.payloads.hook_finish(record, now, self.clock)
+        self.emit_logs("HOOK_LOG", {"hook_run_uuid": {"$ref": record.ref}}, record.sink.drain())
         self.outbox.emit("hook_finish", body, record.ref)
 
     def _note_hook_failure(self, record: HookCall) -> None:

@@ -1,0 +1,174 @@
+"""What a scenario or hook printed and logged, collected for TEST_LOG / HOOK_LOG entries.
+
+Three sources, so nothing depends on behave's own capture (which differs between 1.2.6
+and 1.3 and loses output in 1.3.3, behave-notes.md §2.2):
+
+* logging: a wrapper around the LogRecord factory sees every record any logger creates,
+  whatever handlers behave's log capture installs or removes.  Our own logger
+  ("behave_bstack") is skipped, so the reporter never reports itself.
+* print with behave's capture off: sys.stdout and sys.stderr are teed while the session
+  lives.
+* print with behave's capture on: behave's buffers, read when the scenario ends
+  (scenario.captured in 1.3, runner.stdout_capture/stderr_capture in 1.2.6).  While behave
+  captures, the tee does not see the output, so nothing is collected twice.
+
+Collected text is bounded per test (MAX_CHARS_PER_RUN, with a visible marker); long
+messages are split into parts of at most MESSAGE_PART characters, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+OWN_LOGGER = "behave_bstack"
+MESSAGE_PART = 9000  # below the API's 10,000 so that cleaning never needs to split again
+MAX_CHARS_PER_RUN = 5_000_000
+LEVELS = {"CRITICAL": "ERROR", "FATAL": "ERROR", "WARNING": "WARN"}
+
+
+class Sink:
+    """Log entries of one test or hook run, kept until the run is journaled."""
+
+    __slots__ = ("entries", "chars", "dropped")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, str, str]] = []  # (epoch ms, level, message)
+        self.chars = 0
+        self.dropped = 0
+
+    def add(self, epoch_ms: int, level: str, message: str) -> None:
+        if not message:
+            return
+        if self.chars + len(message) > MAX_CHARS_PER_RUN:
+            self.dropped += len(message)
+            return
+        self.chars += len(message)
+        self.entries.append((epoch_ms, level, message))
+
+    def drain(self) -> list[tuple[int, str, str]]:
+        entries = self.entries
+        if self.dropped:
+            note = (
+                f"[behave-bstack: {self.dropped} more characters of output were not kept: "
+                f"more than {MAX_CHARS_PER_RUN} per run]"
+            )
+            entries.append((entries[-1][0] if entries else 0, "WARN", note))
+        self.entries, self.chars, self.dropped = [], 0, 0
+        return entries
+
+
+def log_entries(kind: str, link: dict, entries: list[tuple[int, str, str]]) -> list[dict]:
+    """API log entries (drafts) for a run; long messages split into numbered parts."""
+    out = []
+    for epoch_ms, level, message in entries:
+        parts = [message[i : i + MESSAGE_PART] for i in range(0, len(message), MESSAGE_PART)]
+        for index, part in enumerate(parts):
+            text = part if len(parts) == 1 else f"[part {index + 1}/{len(parts)}] {part}"
+            out.append(
+                {"kind": kind, **link, "timestamp": epoch_ms, "level": level, "message": text}
+            )
+    return out
+
+
+class _Tee:
+    """Writes through to the real stream and copies the text to the current sink."""
+
+    def __init__(self, stream, on_text, level: str) -> None:
+        self._stream = stream
+        self._on_text = on_text
+        self._level = level
+
+    def write(self, text):
+        result = self._stream.write(text)
+        try:
+            self._on_text(self._level, text)
+        except Exception:  # noqa: BLE001 - the user's print must never fail because of us
+            pass
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class OutputCapture:
+    """Installs the record factory wrapper and the stdout/stderr tee; `target()` says
+    which sink gets what arrives now (None: nobody is running, drop it)."""
+
+    def __init__(self, target, now_ms) -> None:
+        self._target = target
+        self._now_ms = now_ms
+        self._old_factory = None
+        self._old_streams = None
+        self._pending: dict[str, str] = {}
+
+    def install(self) -> None:
+        old_factory = self._old_factory = logging.getLogRecordFactory()
+        capture = self
+
+        def factory(*args, **kwargs):
+            record = old_factory(*args, **kwargs)
+            try:
+                capture._on_record(record)
+            except Exception:  # noqa: BLE001
+                pass
+            return record
+
+        logging.setLogRecordFactory(factory)
+        self._old_streams = (sys.stdout, sys.stderr)
+        sys.stdout = _Tee(sys.stdout, self._on_text, "INFO")
+        sys.stderr = _Tee(sys.stderr, self._on_text, "WARN")
+
+    def uninstall(self) -> None:
+        if self._old_factory is not None:
+            logging.setLogRecordFactory(self._old_factory)
+            self._old_factory = None
+        if self._old_streams is not None:
+            # Only undo our own tee: someone may have replaced the streams since.
+            if isinstance(sys.stdout, _Tee):
+                sys.stdout = self._old_streams[0]
+            if isinstance(sys.stderr, _Tee):
+                sys.stderr = self._old_streams[1]
+            self._old_streams = None
+
+    def _on_record(self, record: logging.LogRecord) -> None:
+        if record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + "."):
+            return
+        sink = self._target()
+        if sink is None:
+            return
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[0] is not None:
+            import traceback
+
+            message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        level = LEVELS.get(record.levelname, record.levelname)
+        # Our clock, not record.created: the code under test may have frozen time.
+        sink.add(self._now_ms(), level, f"{record.name}: {message}")
+
+    def _on_text(self, level: str, text: str) -> None:
+        sink = self._target()
+        if sink is None or not text:
+            return
+        sink.add(self._now_ms(), level, text.rstrip("\n") if text.endswith("\n") else text)
+
+
+def behave_captured(scenario, runner) -> list[tuple[str, str, str]]:
+    """(part name, level, text) of what behave's own capture holds for a finished scenario."""
+    found = []
+    captured = getattr(scenario, "captured", None)
+    parts = getattr(captured, "captures", None)
+    if parts is not None:  # behave 1.3: named parts (scenario, before_scenario, ...)
+        for part in parts:
+            name = str(getattr(part, "name", "") or "scenario")
+            for level, text in (("INFO", part.stdout), ("WARN", part.stderr)):
+                if text and text.strip():
+                    found.append((name, level, text.rstrip("\n")))
+        return found
+    for level, attr in (("INFO", "stdout_capture"), ("WARN", "stderr_capture")):
+        buffer = getattr(runner, attr, None)  # behave 1.2.6: one buffer per scenario
+        getvalue = getattr(buffer, "getvalue", None)
+        text = getvalue() if getvalue else None
+        if text and text.strip():
+            found.append(("scenario", level, text.rstrip("\n")))
+    return found

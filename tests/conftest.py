@@ -1,0 +1,46 @@
+"""Shared fixtures: a fresh TRA emulator, behave runners, a private copy of the demo suite."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from behave_bstack.emulator.server import TraServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so test modules import helpers
+
+import helpers  # noqa: E402
+
+
+@pytest.fixture
+def tra_server() -> Iterator[TraServer]:
+    """A started emulator on an ephemeral loopback port, fresh for each test."""
+    with TraServer(username="bs_user", access_key="bs_key") as server:
+        yield server
+
+
+@pytest.fixture
+def run_behave() -> Callable[..., helpers.BehaveRun]:
+    """run_behave(args, cwd, env_extra=None, in_process=False) -> (rc, stdout, stderr)."""
+    return helpers.run_behave
+
+
+@pytest.fixture
+def copy_features() -> Callable[[Path], Path]:
+    """copy_features(tmp_path) copies features/ to tmp_path/features and returns tmp_path."""
+    return helpers.copy_features
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    """The demo suite copied into tmp_path (the cwd to run behave in)."""
+    return helpers.copy_features(tmp_path)
+
+
+@pytest.fixture
+def reporting_env(tra_server: TraServer, tmp_path: Path) -> dict[str, str]:
+    """Environment that makes a run report to tra_server, journaling in tmp_path."""
+    return helpers.server_env(tra_server, tmp_path / "journal")
