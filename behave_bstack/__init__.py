@@ -1,13 +1,18 @@
 """behave-bstack: report behave runs to BrowserStack Test Reporting & Analytics.
 
-`-f behave_bstack:BstackFormatter` (or the alias `bstack`) turns it on.
+`-f behave_bstack:BstackFormatter` (or the alias `bstack`) turns it on; step code and
+environment.py may call attach(), set_custom_metadata() and set_environment().
 """
 
+from .api import attach, set_custom_metadata, set_environment
+
 __version__ = "0.1.0"
+__all__ = ["BstackFormatter", "attach", "set_custom_metadata", "set_environment"]
 
 
 def __getattr__(name: str):
-    # Imported lazily so that the uploader process and the CLI never import behave.
+    # The formatter imports behave; loaded on first use so that the uploader process and
+    # the command line never pay for it.
     if name == "BstackFormatter":
         from .formatter import BstackFormatter
 

@@ -19,6 +19,7 @@ messages are split into parts of at most MESSAGE_PART characters, never dropped.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 OWN_LOGGER = "behave_bstack"
@@ -172,3 +173,50 @@ def behave_captured(scenario, runner) -> list[tuple[str, str, str]]:
         if text and text.strip():
             found.append(("scenario", level, text.rstrip("\n")))
     return found
+
+
+METADATA_TAG = "bstack."  # @bstack.owner=alice -> custom_metadata {"owner": ["alice"]}
+
+
+def metadata_from_tags(tags) -> list[tuple[str, str]]:
+    pairs = []
+    for tag in tags:
+        if tag.startswith(METADATA_TAG) and "=" in tag:
+            key, _, value = tag[len(METADATA_TAG) :].partition("=")
+            if key:
+                pairs.append((key, value.replace("_", " ") if value else ""))
+    return pairs
+
+
+INLINE_LIMIT = 9000  # characters of an attachment's content that travel in `message`
+
+
+def attachment_entry(outbox, number: int, data: bytes, name, mime_type: str, epoch_ms: int) -> dict:
+    """A TEST_SCREENSHOT / TEST_ATTACHMENT log entry; the bytes stay in the journal."""
+    import base64
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name or "attachment")[:80] or "attachment"
+    path = outbox.writer.attachment_path(f"{number:05d}-{safe}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    is_image = mime_type.startswith("image/")
+    if mime_type.startswith("text/") or mime_type in ("application/json", "application/xml"):
+        content = data.decode("utf-8", "replace")
+    else:
+        content = f"data:{mime_type};base64," + base64.b64encode(data).decode("ascii")
+    if len(content) > INLINE_LIMIT:
+        content = (
+            f"{name or safe} ({len(data)} bytes, {mime_type}) is too large to travel inline; "
+            f"kept at {path}"
+        )
+    return {
+        "kind": "TEST_SCREENSHOT" if is_image else "TEST_ATTACHMENT",
+        "timestamp": epoch_ms,
+        "level": "INFO",
+        "message": content,
+        "file_name": name or safe,
+        "file_size": len(data),
+        "attachment_type": "SCREENSHOT" if is_image else "MANUAL_UPLOAD",
+    }

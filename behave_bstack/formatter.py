@@ -69,6 +69,13 @@ class BstackFormatter(Formatter):
             except Exception as exc:  # noqa: BLE001
                 session.outbox.internal_error(exc)
 
+    def embedding(self, mime_type, data) -> None:
+        """behave >= 1.3: context.attach(mime_type, data)."""
+        session = self.session
+        if session is not None:
+            payload = data if isinstance(data, (bytes, bytearray)) else str(data).encode("utf-8")
+            session.tracker.guard(session.tracker.attach, bytes(payload), None, str(mime_type))
+
     def eof(self) -> None:
         self._call("feature_finished")
 

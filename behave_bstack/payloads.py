@@ -101,6 +101,11 @@ class Payloads:
         }
         if failures and result == "failed":
             body["failure"] = failures
+        if run.metadata:
+            body["custom_metadata"] = run.metadata
+        environment = {**self.environment, **run.environment}
+        if environment:
+            body["environment"] = environment
         return body
 
     def _steps(self, run, clock: Clock) -> tuple[list[dict], list[dict]]:

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import __version__, ci, host, journal, vcs
+from . import __version__, api, ci, host, journal, vcs
 from .capture import OutputCapture
 from .clock import Clock
 from .config import Settings, load_settings
@@ -82,6 +82,7 @@ class ReportingSession:
             self.tracker.capture.install()
         if self.live:
             self.outbox.start_uploader(self.uploader_options())
+        api.activate(self)
 
     @classmethod
     def create(cls, behave_config, runner) -> ReportingSession | None:
@@ -154,6 +155,7 @@ class ReportingSession:
         }
 
     def close(self) -> None:
+        api.deactivate(self)
         self.tracker.guard(self.tracker.run_finished)
         if self.tracker.capture is not None:
             self.tracker.capture.uninstall()

@@ -21,7 +21,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from . import mapping
-from .capture import Sink, behave_captured, log_entries
+from .capture import Sink, attachment_entry, behave_captured, log_entries, metadata_from_tags
 from .clock import Clock
 
 LOGS_PER_CALL = 500  # the API's limit per logs call
@@ -59,6 +59,8 @@ class TestRun:
     hooks_by_name: dict[str, str] = field(default_factory=dict)
     sink: Sink = field(default_factory=Sink)
     step_hook_failures: dict[int, list[str]] = field(default_factory=dict)
+    metadata: dict[str, list[str]] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
     forced_result: str | None = None
     steps: list = field(default_factory=list)
 
@@ -89,6 +91,10 @@ class Tracker:
         self.counts = {"tests": 0, "hooks": 0, "logs": 0}
         self.active_hooks: list[HookCall] = []
         self.container_hooks: dict[str, str] = {}  # hook name -> ref, in the current feature
+        # custom_metadata / environment set outside a test: for the run, or for a feature
+        self.run_extras: dict[str, dict] = {"metadata": {}, "environment": {}}
+        self.feature_extras: dict[str, dict] = {"metadata": {}, "environment": {}}
+        self.attachments = 0
 
     def current_sink(self) -> Sink | None:
         """Where output arriving now belongs: the running hook, else the running test."""
@@ -117,6 +123,7 @@ class Tracker:
         if self.feature is not None:
             self.report_unrun(self.feature)
             self._emit_container_logs(self.feature)
+        self.feature_extras = {"metadata": {}, "environment": {}}
 
     def _emit_container_logs(self, container) -> None:
         """behave 1.3 keeps what feature-level hooks printed on the feature."""
@@ -191,6 +198,12 @@ class Tracker:
         common = self.payloads.test_common(scenario, feature)
         run = TestRun(ref, scenario, feature, start_ns, common)
         run.steps = list(getattr(scenario, "all_steps", None) or ())
+        for extras in (self.run_extras, self.feature_extras):
+            for key, values in extras["metadata"].items():
+                run.metadata.setdefault(key, []).extend(values)
+            run.environment.update(extras["environment"])
+        for key, value in metadata_from_tags(common.get("tags", ())):
+            run.metadata.setdefault(key, []).append(value)
         scenario._bstack_reported = True
         self.current = run
         self.outbox.emit(
@@ -233,6 +246,42 @@ class Tracker:
         self.counts["logs"] += len(drafts)
         for start in range(0, len(drafts), LOGS_PER_CALL):
             self.outbox.emit("logs", {"logs": drafts[start : start + LOGS_PER_CALL]})
+
+    # -- what user code adds (api.py) -------------------------------------------
+    def _extras_target(self) -> dict | None:
+        """The test running now, or the level a setup hook speaks for."""
+        if self.current is not None:
+            return None
+        names = [record.name for record in self.active_hooks]
+        if "before_all" in names:
+            return self.run_extras
+        return self.feature_extras if names else self.run_extras
+
+    def add_metadata(self, key: str, values: list[str]) -> None:
+        target = self._extras_target()
+        metadata = self.current.metadata if target is None else target["metadata"]
+        metadata.setdefault(key, []).extend(values)
+
+    def set_environment(self, fields: dict[str, str]) -> None:
+        target = self._extras_target()
+        (self.current.environment if target is None else target["environment"]).update(fields)
+
+    def attach(self, data: bytes, name: str | None, mime_type: str) -> None:
+        """Keep the bytes in the journal directory; journal a screenshot/attachment entry
+        for the running hook or test (see README: what reaches TRA)."""
+        hook = next((r for r in reversed(self.active_hooks) if r.ref is not None), None)
+        if hook is not None:
+            link = {"hook_run_uuid": {"$ref": hook.ref}}
+        elif self.current is not None:
+            link = {"test_run_uuid": {"$ref": self.current.ref}}
+        else:
+            return
+        self.attachments += 1
+        entry = attachment_entry(
+            self.outbox, self.attachments, data, name, mime_type, self.clock.epoch_ms()
+        )
+        self.counts["logs"] += 1
+        self.outbox.emit("logs", {"logs": [{**entry, **link}]})
 
     # -- steps ----------------------------------------------------------------
     def step_matched(self) -> None:
