@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import journal
+from . import coordination, journal
 from .finalize import finalize
 from .routes import BUILD_URL, ROUTES, SENDABLE, STARTS, path_for
 from .transport import Response, Transport, TransportError
@@ -106,6 +106,8 @@ class Delivery:
         self.pause_until = 0.0
         self.consecutive_failures = 0
         self.ended = False  # the writer closed the run (an "end" event)
+        self.finish_left = False
+        self.interim_written = False
         self.meta: dict = {}
         self.max_seq = 0
         self.last_time: int | None = None  # epoch ms of the latest event seen
@@ -140,6 +142,9 @@ class Delivery:
             return
         if op == "end":
             self.ended = True
+            return
+        if op == "build_finish_left":
+            self.finish_left = True  # another process of this build run finishes it
             return
         if op not in SENDABLE:
             return
@@ -187,6 +192,14 @@ class Delivery:
     def settled(self) -> bool:
         return not self.events and not self.in_flight
 
+    def only_waiting(self) -> bool:
+        """Everything is delivered but a build finish that waits for other processes."""
+        return (
+            not self.in_flight
+            and bool(self.events)
+            and all(e.get("wait") for e in self.events.values())
+        )
+
     def run_until(self, deadline: float, follow: bool = False, alive=lambda: True) -> None:
         """Deliver until everything is settled (and, when following, the run has ended),
         the deadline passes, or delivery was stopped."""
@@ -196,6 +209,10 @@ class Delivery:
                 self.load_new()
             if self.settled() and (self.ended or not follow):
                 break
+            if follow and self.ended and self.only_waiting() and not self.interim_written:
+                # behave may go: only a build finish for the last process is left.
+                journal.write_report(self.directory, self.report())
+                self.interim_written = True
             if follow and not alive():
                 return  # the writer died: the caller decides how to close its runs
             if self.stop_reason:
@@ -256,6 +273,9 @@ class Delivery:
             others = [s for s in self.events if s != event["seq"]]
             if others or len(self.in_flight) > 0:
                 return True
+            wait = event.get("wait")
+            if wait and not coordination.wait_satisfied(wait.get("dir"), wait.get("pid")):
+                return True
         for ref in refs_in(event.get("body")):
             if self.ids.get(ref) is None:
                 return True
@@ -294,7 +314,10 @@ class Delivery:
         op = event["op"]
         target = self.ids.get(event.get("ref")) if op in ("test_finish", "hook_finish") else None
         path = path_for(op, self.ids.get("build"), target)
-        return seq, op, path, self._resolve(event.get("body") or {})
+        body = self._resolve(event.get("body") or {})
+        if event.get("wait"):
+            body["finished_at"] = int(time.time() * 1000)  # the keeper finishes it now
+        return seq, op, path, body
 
     def _work_loop(self) -> None:
         while True:
@@ -427,7 +450,13 @@ class Delivery:
                 records.append({"op": "test_finish", "ref": ref, "body": finish})
         has_finish = any(e["op"] == "build_finish" for e in self.events.values())
         build_finished = self.tally.delivered.get("build_finish")
-        if not has_finish and not build_finished and self.meta.get("owns_build", True):
+        if (
+            not has_finish
+            and not build_finished
+            and not self.finish_left
+            and self.meta.get("owns_build", True)
+            and not self._others_still_running()
+        ):
             records.append({"op": "build_finish", "body": {"finished_at": finished_at}})
         if not records:
             return 0
@@ -439,6 +468,12 @@ class Delivery:
             self._take(record)
         self.ended = True
         return len(records)
+
+    def _others_still_running(self) -> bool:
+        shared = self.meta.get("coordination") or {}
+        if not shared.get("dir"):
+            return False
+        return not coordination.wait_satisfied(shared["dir"], shared.get("outer_pid"))
 
     # -- figures --------------------------------------------------------------
     def report(self) -> dict:
@@ -455,6 +490,7 @@ class Delivery:
             "reasons": list(self.tally.reasons),
             "stopped": self.stop_reason,
             "ended": self.ended,
+            "waiting": self.only_waiting(),
         }
 
 

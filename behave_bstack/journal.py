@@ -61,9 +61,9 @@ class JournalWriter:
         )
         self._seq = 0
 
-    def append(self, op: str, body: dict | None = None, ref: str | None = None) -> int:
+    def append(self, op: str, body: dict | None = None, ref: str | None = None, **extra) -> int:
         self._seq += 1
-        record: dict = {"seq": self._seq, "op": op}
+        record: dict = {"seq": self._seq, "op": op, **extra}
         if ref is not None:
             record["ref"] = ref
         if body is not None:

@@ -174,11 +174,22 @@ def describe_exception(exc: BaseException | None, tb=None) -> list[str]:
     frames: list[str] = []
     if tb is not None:
         try:
-            for chunk in traceback.format_tb(tb):
+            summary = traceback.extract_tb(tb)
+            # Our hook wrapper sits between behave and the user's hook: its frames are
+            # noise that would make the reporter look guilty (kept if they are all there is).
+            user = [f for f in summary if not _own_file(f.filename)]
+            for chunk in traceback.format_list(user or summary):
                 frames.extend(chunk.rstrip("\n").split("\n"))
         except Exception:  # noqa: BLE001 - formatting must never break reporting
             frames.append("<traceback unavailable>")
     return head.split("\n") + frames
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _own_file(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PACKAGE_DIR)
 
 
 def step_failure_lines(step, status: str | None = None) -> list[str]:

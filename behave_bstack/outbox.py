@@ -61,6 +61,20 @@ class Outbox:
         self.uploader.stdin.write(json.dumps({**options, "parent_pid": os.getpid()}).encode())
         self.uploader.stdin.close()
 
+    def _wait_for_uploader(self, timeout: float) -> None:
+        """Until the uploader exits, or reports that only a build finish waiting for other
+        processes is left (it then stays, detached, to send it)."""
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while self.uploader.poll() is None:
+            report = journal.read_report(self.run_dir)
+            if report is not None and report.get("waiting"):
+                return
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.uploader.args, timeout)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
     def close(self, flush_timeout: float) -> dict | None:
         """End the journal, give delivery up to flush_timeout seconds, return its report."""
         self.writer.append("end")
@@ -68,7 +82,7 @@ class Outbox:
         if self.uploader is None:
             return None
         try:
-            self.uploader.wait(timeout=max(0.0, flush_timeout))
+            self._wait_for_uploader(max(0.0, flush_timeout))
         except subprocess.TimeoutExpired:
             self.uploader.terminate()  # it stops sending, writes its report and exits
             try:

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import __version__, api, ci, host, journal, vcs
+from . import __version__, api, ci, coordination, host, journal, vcs
 from .capture import OutputCapture
 from .clock import Clock
 from .config import Settings, load_settings
@@ -74,6 +74,14 @@ class ReportingSession:
         self.tracker.config = behave_config
         self.owns_build = not settings.build_hashed_id
         self.live = settings.has_credentials and settings.api_url_ok
+        self.outer_pid = coordination.behavex_parent(getattr(behave_config, "userdata", None))
+        self.run_identifier = self._run_identifier()
+        self.participation = None
+        if self.owns_build and self.run_identifier:
+            key = coordination.build_key(
+                settings.project_name, settings.build_name, self.run_identifier
+            )
+            self.participation = coordination.Participation(key, outer_pid=self.outer_pid)
         self._journal_start(repo_root)
         if runner is not None:
             install(runner, self.tracker.on_hook)
@@ -97,6 +105,14 @@ class ReportingSession:
             return None
         return cls(settings, behave_config, runner, os.getcwd())
 
+    def _run_identifier(self) -> str | None:
+        """Explicit, else from the CI's parallel run, else one per behavex run."""
+        found = self.settings.build_run_identifier or ci.ci_run_identifier(os.environ)
+        if not found and self.outer_pid:
+            ticks = coordination.process_start_ticks(self.outer_pid)
+            found = f"behavex-{socket.gethostname()}-{self.outer_pid}-{ticks}"[:64]
+        return found
+
     def _journal_start(self, repo_root: str | None) -> None:
         settings = self.settings
         self.outbox.emit_raw(
@@ -111,6 +127,12 @@ class ReportingSession:
                 "cwd": self.cwd,
                 "owns_build": self.owns_build,
                 "build_hashed_id": settings.build_hashed_id,
+                "coordination": {
+                    "dir": str(self.participation.directory),
+                    "outer_pid": self.outer_pid,
+                }
+                if self.participation
+                else None,
             },
         )
         if self.owns_build:
@@ -127,9 +149,8 @@ class ReportingSession:
         }
         if settings.build_tags:
             body["tags"] = list(settings.build_tags)
-        run_identifier = settings.build_run_identifier or ci.ci_run_identifier(environ)
-        if run_identifier:
-            body["build_run_identifier"] = run_identifier
+        if self.run_identifier:
+            body["build_run_identifier"] = self.run_identifier
         ci_info = ci.detect_ci(environ)
         if ci_info:
             body["ci_info"] = ci_info
@@ -137,6 +158,18 @@ class ReportingSession:
         if git:
             body["version_control"] = git
         return body
+
+    def _finish_build(self) -> None:
+        """Finish the build, unless another process of the same build run is still going."""
+        decision = self.participation.leave() if self.participation else coordination.FINISH
+        body = {"finished_at": self.clock.epoch_ms()}
+        if decision == coordination.FINISH:
+            self.outbox.writer.append("build_finish", body, "build")
+        elif decision == coordination.KEEP:
+            wait = {"dir": str(self.participation.directory), "pid": self.outer_pid}
+            self.outbox.writer.append("build_finish", body, "build", wait=wait)
+        else:
+            self.outbox.writer.append("build_finish_left")  # another process finishes it
 
     def uploader_options(self) -> dict:
         s = self.settings
@@ -160,7 +193,7 @@ class ReportingSession:
         if self.tracker.capture is not None:
             self.tracker.capture.uninstall()
         if self.owns_build:
-            self.outbox.emit("build_finish", {"finished_at": self.clock.epoch_ms()}, "build")
+            self._finish_build()
         report = self.outbox.close(self.settings.flush_timeout if self.live else 0)
         if self.live:
             lines = summary_lines(report, self.tracker.counts, self.outbox, self.settings)

@@ -114,6 +114,10 @@ class Tracker:
         self.payloads.index_feature(feature)
         for scenario in _walk_scenarios(feature):
             self._wrap_run(scenario)
+            if mapping.status_name(getattr(scenario, "status", None)) == "skipped":
+                # Skipped before anything ran: deselected by a file:line location (behave
+                # marks the others skipped; behavex selects scenarios this way).
+                scenario._bstack_deselected = True
 
     def rule_started(self, rule) -> None:
         self.finish_current()
@@ -176,6 +180,8 @@ class Tracker:
             self.start_test(scenario)
 
     def is_selected(self, scenario) -> bool:
+        if getattr(scenario, "_bstack_deselected", False):
+            return False
         config = self.config
         if config is None:
             return True

@@ -27,6 +27,7 @@ from . import journal
 from .delivery import Delivery
 from .transport import Transport
 
+KEEPER_LIMIT = 6 * 3600  # seconds a keeper waits for the other processes of its build run
 INTERRUPTED = (
     "Interrupted: the behave process ended before this finished (killed or crashed); "
     "closed by behave-bstack"
@@ -66,6 +67,9 @@ def follow(run_dir: Path, options: dict) -> dict:
                 delivery.close_interrupted(INTERRUPTED)
             orphan_time = float(options.get("orphan_timeout", 60))
             delivery.run_until(time.monotonic() + orphan_time)
+        if not delivery.stopping.is_set() and delivery.only_waiting():
+            # The keeper of a shared build: finish it once every process of the run is gone.
+            delivery.run_until(time.monotonic() + KEEPER_LIMIT)
     finally:
         delivery.shutdown()
     report = delivery.report()

@@ -1,0 +1,8 @@
+"""`python -m behave_bstack`: the same as the `behave-bstack` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Several behave processes on one machine, one build, finished once after the last.
+
+Processes that report with the same project, build name and build run identifier land in
+one TRA build (the server merges them).  To finish it exactly once, after the last test,
+each process registers in a directory shared by the machine: a file it holds an exclusive
+lock on for as long as it runs.  Leaving, it removes its file and looks for others; a file
+whose lock can be taken belongs to a process that died and is cleared.  The last one out
+finishes the build; the others leave it.  Registering and leaving hold the directory's lock,
+so two processes leaving together cannot both think they are last (or both think not).
+
+behavex runs one short-lived behave per feature or scenario in worker processes, so moments
+with no behave alive are normal inside one behavex run.  There the behavex main process is
+also waited for: the first process that finds itself last while behavex still runs becomes
+the keeper (an exclusive claim file); its uploader finishes the build once behavex and every
+participant are gone.  Other processes leave the build to it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import random
+import tempfile
+from pathlib import Path
+
+FINISH, SKIP, KEEP = "finish", "skip", "keep"
+
+
+def default_root() -> Path:
+    return Path(tempfile.gettempdir()) / f"behave-bstack-{os.getuid()}" / "builds"
+
+
+def build_key(project: str, build_name: str, run_identifier: str) -> str:
+    raw = "\x00".join((project, build_name, run_identifier)).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).hexdigest()[:24]
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _DirectoryLock:
+    def __init__(self, directory: Path) -> None:
+        self._fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self):
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def live_participants(directory: Path, clear_dead: bool = True) -> int:
+    """How many registered processes still hold their lock."""
+    alive = 0
+    for path in directory.glob("*.p"):
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            alive += 1
+        else:
+            if clear_dead:
+                path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return alive
+
+
+class Participation:
+    def __init__(self, key: str, root: Path | None = None, outer_pid: int | None = None) -> None:
+        self.directory = (root or default_root()) / key
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.outer_pid = outer_pid  # behavex's main process, when there is one
+        self.path = self.directory / f"{os.getpid()}-{random.randrange(16**6):06x}.p"
+        with _DirectoryLock(self.directory):
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self.left = False
+
+    def leave(self) -> str:
+        """FINISH: we are the last, finish the build now.  SKIP: someone else will.
+        KEEP: we are the keeper; finish once the outer process and everyone are gone."""
+        if self.left:
+            return SKIP
+        self.left = True
+        with _DirectoryLock(self.directory):
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            if live_participants(self.directory):
+                return SKIP
+            if self.outer_pid and pid_alive(self.outer_pid):
+                try:
+                    os.close(os.open(self.directory / "keeper", os.O_CREAT | os.O_EXCL, 0o600))
+                except FileExistsError:
+                    return SKIP
+                return KEEP
+            return FINISH
+
+
+def wait_satisfied(directory: str, outer_pid: int | None) -> bool:
+    """For a keeper: may the build be finished now?"""
+    if outer_pid and pid_alive(outer_pid):
+        return False
+    path = Path(directory)
+    if not path.is_dir():
+        return True
+    with _DirectoryLock(path):
+        return live_participants(path) == 0
+
+
+def behavex_parent(userdata) -> int | None:
+    """behavex passes -D worker_id=N to the behave it runs in each worker process; the
+    worker's parent is the behavex main process."""
+    if userdata is None or userdata.get("worker_id") in (None, ""):
+        return None
+    return os.getppid()
+
+
+def process_start_ticks(pid: int) -> str:
+    """A process's start time (Linux), so that a recycled pid is a different run."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
