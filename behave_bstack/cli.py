@@ -58,9 +58,10 @@ DOCTOR_BUILD = "behave-bstack doctor"
 class CliError(Exception):
     """Ends the command with one line on stderr and an exit code."""
 
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+    def __init__(self, message: str, code: int = EXIT_USAGE, prog: str = PROG) -> None:
         super().__init__(message)
         self.code = code
+        self.prog = prog
 
 
 class Console:
@@ -546,7 +547,8 @@ def network_checks(settings: Settings) -> list[Check]:
     proxy_src = sources.get(proxy_setting, "the environment")
     if proxy_src == "default":
         proxy_src = "the environment"
-    api_hint = f"api_url ({sources.get('api_url', 'default')})"
+    api_source = sources.get("api_url", "default")
+    api_hint = "api_url" + ("" if api_source == "default" else f" (from {api_source})")
     checks: list[Check] = []
     if proxy is not None:
         target, target_port = proxy.hostname or "", proxy.port or 80
@@ -788,7 +790,7 @@ def cmd_serve(ctx: Context) -> int:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage block
-        raise CliError(f"{self.prog}: {message} (see {self.prog} --help)", EXIT_USAGE)
+        raise CliError(f"{message} (see {self.prog} --help)", EXIT_USAGE, self.prog)
 
 
 def _positive(text: str) -> float:
@@ -1003,16 +1005,22 @@ def main(
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
             where = f"{PROG} build" if args.command == "build" else PROG
-            raise CliError(f"{where}: choose a command (see {where} --help)")
+            raise CliError(f"choose a command (see {where} --help)", EXIT_USAGE, where)
         userdata = {**behave_userdata(cwd), **parse_defines(args.defines)}
         settings = load_settings(userdata, environ, cwd)
         console.hide(settings.access_key)
         return args.func(Context(args, console, settings, cwd, environ))
     except CliError as exc:
-        console.err(f"{PROG}: {exc}")
+        console.err(f"{exc.prog}: {exc}")
         return exc.code
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except BrokenPipeError:  # `behave-bstack show | head`: the reader left, nothing to say
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_FAILED
     except KeyboardInterrupt:
         console.err(f"{PROG}: interrupted; what was not sent stays in the journal")
         return 130

@@ -1,18 +1,22 @@
 """Several behave processes on one machine, one build, finished once after the last.
 
-Processes that report with the same project, build name and build run identifier land in
-one TRA build (the server merges them).  To finish it exactly once, after the last test,
-each process registers in a directory shared by the machine: a file it holds an exclusive
-lock on for as long as it runs.  Leaving, it removes its file and looks for others; a file
-whose lock can be taken belongs to a process that died and is cleared.  The last one out
-finishes the build; the others leave it.  Registering and leaving hold the directory's lock,
-so two processes leaving together cannot both think they are last (or both think not).
+Processes that report with the same project, build name and an explicit build run
+identifier (BROWSERSTACK_BUILD_RUN_IDENTIFIER), or the workers of one behavex run, land in
+one TRA build (the server merges them).  To finish it once, after the last test, each
+process registers in a directory shared by the machine: a file it holds an exclusive lock on
+for as long as it runs.  A file whose lock can be taken belongs to a process that died.
 
-behavex runs one short-lived behave per feature or scenario in worker processes, so moments
-with no behave alive are normal inside one behavex run.  There the behavex main process is
-also waited for: the first process that finds itself last while behavex still runs becomes
-the keeper (an exclusive claim file); its uploader finishes the build once behavex and every
-participant are gone.  Other processes leave the build to it.
+Leaving, a process removes its file.  If others still run, it leaves the build to them.  If
+it is the last, it claims the keeper role (an exclusive file); its uploader finishes the
+build once nobody has been running for GRACE seconds (processes "started together" do not
+start at the same instant: one may end before another registers) and, under behavex, the
+behavex main process has exited.  A process that ends while a keeper waits leaves the build
+to the keeper.  The keeper releases its claim when it has finished the build, so a straggler
+that comes later still finishes it again (the API allows several finishes; the last counts).
+
+CI shards on different machines are not coordinated: each finishes the build, as the API
+allows.  Registering and leaving hold the directory's lock, so two processes leaving
+together cannot both think they are last.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import hashlib
 import os
 import random
 import tempfile
+import time
 from pathlib import Path
 
 FINISH, SKIP, KEEP = "finish", "skip", "keep"
+GRACE = 2.0  # seconds without any process of the build run before the keeper finishes it
 
 
 def default_root() -> Path:
@@ -93,26 +99,25 @@ class Participation:
         self.left = False
 
     def leave(self) -> str:
-        """FINISH: we are the last, finish the build now.  SKIP: someone else will.
-        KEEP: we are the keeper; finish once the outer process and everyone are gone."""
+        """SKIP: someone else finishes the build.  KEEP: we are the keeper; finish it
+        when wait_satisfied() says so."""
         if self.left:
             return SKIP
         self.left = True
         with _DirectoryLock(self.directory):
             self.path.unlink(missing_ok=True)
             os.close(self._fd)
+            (self.directory / "left").touch()
             if live_participants(self.directory):
                 return SKIP
-            if self.outer_pid and pid_alive(self.outer_pid):
-                try:
-                    os.close(os.open(self.directory / "keeper", os.O_CREAT | os.O_EXCL, 0o600))
-                except FileExistsError:
-                    return SKIP
-                return KEEP
-            return FINISH
+            try:
+                os.close(os.open(self.directory / "keeper", os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                return SKIP
+            return KEEP
 
 
-def wait_satisfied(directory: str, outer_pid: int | None) -> bool:
+def wait_satisfied(directory: str, outer_pid: int | None, grace: float = GRACE) -> bool:
     """For a keeper: may the build be finished now?"""
     if outer_pid and pid_alive(outer_pid):
         return False
@@ -120,7 +125,18 @@ def wait_satisfied(directory: str, outer_pid: int | None) -> bool:
     if not path.is_dir():
         return True
     with _DirectoryLock(path):
-        return live_participants(path) == 0
+        if live_participants(path):
+            return False
+        try:
+            quiet = time.time() - (path / "left").stat().st_mtime
+        except FileNotFoundError:
+            quiet = grace
+        return quiet >= grace
+
+
+def release_keeper(directory: str) -> None:
+    """The keeper finished the build: a later straggler may finish it again."""
+    (Path(directory) / "keeper").unlink(missing_ok=True)
 
 
 def behavex_parent(userdata) -> int | None:

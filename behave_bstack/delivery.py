@@ -192,12 +192,16 @@ class Delivery:
     def settled(self) -> bool:
         return not self.events and not self.in_flight
 
-    def only_waiting(self) -> bool:
-        """Everything is delivered but a build finish that waits for other processes."""
+    def only_waiting(self, for_outer: bool = False) -> bool:
+        """Everything is delivered but a build finish that waits for other processes
+        (with for_outer: for behavex's main process, which behave must not wait for)."""
         return (
             not self.in_flight
             and bool(self.events)
-            and all(e.get("wait") for e in self.events.values())
+            and all(
+                e.get("wait") and (e["wait"].get("pid") or not for_outer)
+                for e in self.events.values()
+            )
         )
 
     def run_until(self, deadline: float, follow: bool = False, alive=lambda: True) -> None:
@@ -209,7 +213,7 @@ class Delivery:
                 self.load_new()
             if self.settled() and (self.ended or not follow):
                 break
-            if follow and self.ended and self.only_waiting() and not self.interim_written:
+            if follow and self.ended and self.only_waiting(True) and not self.interim_written:
                 # behave may go: only a build finish for the last process is left.
                 journal.write_report(self.directory, self.report())
                 self.interim_written = True
@@ -386,6 +390,8 @@ class Delivery:
         if server_id:
             fields["id"] = server_id
         self.ack_log.record(seq, **fields)
+        if event.get("wait"):
+            coordination.release_keeper(event["wait"]["dir"])
         del self.events[seq]
         self.attempts.pop(seq, None)
         self._count_delivered(op, event.get("body") or {})
@@ -490,7 +496,7 @@ class Delivery:
             "reasons": list(self.tally.reasons),
             "stopped": self.stop_reason,
             "ended": self.ended,
-            "waiting": self.only_waiting(),
+            "waiting": self.only_waiting(for_outer=True),
         }
 
 

@@ -67,6 +67,7 @@ class JournalState:
     open_runs: int = 0  # started, no finish journaled
     build_finish_journaled: bool = False
     build_id: str | None = None
+    last_stop: str | None = None  # why the last delivery stopped (report.json)
 
     @property
     def run_id(self) -> str:
@@ -138,6 +139,9 @@ def read_state(run_dir: Path) -> JournalState:
             if state.first_failure is None:
                 state.first_failure = f"{op} {describe(event)}: {ack.get('error') or '?'}"
     state.open_runs = len(open_runs)
+    report = journal.read_report(run_dir) or {}
+    if state.pending and report.get("stopped"):
+        state.last_stop = str(report["stopped"])
     if not state.ended:
         state.writer_alive = writer_alive(state.meta)
     if state.started_ms is None:
@@ -149,14 +153,14 @@ def read_state(run_dir: Path) -> JournalState:
 
 
 def status_line(state: JournalState) -> str:
+    failed = f"{state.failed} failed"
+    if state.first_failure:
+        failed += f" (first: {first_line(state.first_failure)})"
     parts = [
-        f"{state.run_id}  {when(state.started_ms)}",
-        f"{plural(state.tests, 'test')}, {plural(state.hooks, 'hook run')}, "
+        f"{state.run_id}  {when(state.started_ms)}  {plural(state.tests, 'test')}, "
+        f"{plural(state.hooks, 'hook run')}, "
         f"{plural(state.log_entries, 'log entry', 'log entries')} journaled",
-        f"{state.acknowledged}/{state.calls} calls acknowledged",
-        f"{state.failed} failed"
-        + (f" (first: {first_line(state.first_failure)})" if state.first_failure else ""),
-        f"{state.pending} pending",
+        f"{state.acknowledged}/{state.calls} calls acknowledged, {failed}, {state.pending} pending",
     ]
     if state.state == "interrupted":
         parts.append("interrupted (behave did not end the run; upload closes it)")
@@ -164,6 +168,8 @@ def status_line(state: JournalState) -> str:
         parts.append(f"still running (pid {state.meta.get('pid')})")
     else:
         parts.append("ended")
+    if state.last_stop:
+        parts.append(f"last upload stopped: {first_line(state.last_stop)}")
     if state.build_url:
         parts.append(f"build {state.build_url}")
     elif not state.owns_build:
@@ -184,6 +190,7 @@ def status_record(state: JournalState) -> dict:
         "acknowledged": state.acknowledged,
         "failed": state.failed,
         "first_failure": state.first_failure,
+        "last_stop": state.last_stop,
         "pending": state.pending,
         "state": state.state,
         "needs_upload": state.needs_upload,
@@ -239,7 +246,7 @@ class ScopeNode:
 class RunView:
     state: JournalState
     build: dict | None = None
-    build_finish: dict | None = None
+    finished_ms: int | None = None  # the build finish's time, as journaled
     root: ScopeNode = field(default_factory=lambda: ScopeNode("", 0))
     tests: list[RunNode] = field(default_factory=list)
     hooks: list[RunNode] = field(default_factory=list)
@@ -279,8 +286,8 @@ def load_view(run_dir: Path) -> RunView:
         refusal = None if ack is None or ack.get("ok") else f"{op}: {ack.get('error') or '?'}"
         if op == "build_start":
             view.build = body
-        elif op == "build_finish":
-            view.build_finish = body
+        elif op == "build_finish" and isinstance(draft.get("finished_at"), int):
+            view.finished_ms = draft["finished_at"]
         elif op in RUN_OPS:
             node = RunNode(ref or f"#{seq}", RUN_OPS[op], seq, body, owner=_linked_test(draft))
             runs[node.ref] = node
@@ -336,10 +343,11 @@ def _run_line(node: RunNode) -> str:
 
 
 def _failure_lines(body: dict | None, limit: int) -> list[str]:
+    """The messages of a failure, without its traceback frames (indented lines)."""
     lines: list[str] = []
     for failure in (body or {}).get("failure") or []:
         for line in failure.get("backtrace") or []:
-            if str(line).strip():
+            if str(line).strip() and not str(line)[:1].isspace():
                 lines.append(first_line(line))
             if len(lines) >= limit:
                 return lines
@@ -372,7 +380,7 @@ def _render_test(node: RunNode, pad: str, out: list[str], with_logs: bool) -> No
         if "duration" in step:
             shown += f" ({duration(step['duration'])})"
         out.append(f"{inner}{step.get('keyword', '')} {text[0]} - {shown}")
-        out.extend(f"{inner}    {extra}" for extra in text[1:])
+        out.extend(f"{inner}  {extra}" for extra in text[1:])
         if step.get("failure"):
             out.append(f"{inner}  ! {first_line(step['failure'])}")
     if node.result == "failed" and not any(s.get("failure") for s in steps):
@@ -412,8 +420,10 @@ def render_view(view: RunView, with_logs: bool = False) -> list[str]:
     else:
         line = "Build (no build start journaled)"
     line += f", started {when(state.started_ms)}"
-    finished = (view.build_finish or {}).get("finished_at")
-    line += f", finished {finished}" if finished else ", not finished"
+    if view.finished_ms is None:
+        line += ", not finished"
+    elif state.started_ms is not None:
+        line += f", finished after {duration(view.finished_ms - state.started_ms)}"
     out.append(line)
     if state.build_url:
         out.append(f"  build: {state.build_url}")

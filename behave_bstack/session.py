@@ -77,7 +77,9 @@ class ReportingSession:
         self.outer_pid = coordination.behavex_parent(getattr(behave_config, "userdata", None))
         self.run_identifier = self._run_identifier()
         self.participation = None
-        if self.owns_build and self.run_identifier:
+        # Processes on this machine share a build through an explicit identifier, or as
+        # the workers of one behavex run; a CI-derived one names shards on other machines.
+        if self.owns_build and (settings.build_run_identifier or self.outer_pid):
             key = coordination.build_key(
                 settings.project_name, settings.build_name, self.run_identifier
             )
@@ -168,6 +170,8 @@ class ReportingSession:
         elif decision == coordination.KEEP:
             wait = {"dir": str(self.participation.directory), "pid": self.outer_pid}
             self.outbox.writer.append("build_finish", body, "build", wait=wait)
+            if not self.live:
+                coordination.release_keeper(wait["dir"])  # `upload` will finish it later
         else:
             self.outbox.writer.append("build_finish_left")  # another process finishes it
 

@@ -60,9 +60,7 @@ def server_env(server, journal_dir: Path, **extra: str) -> dict[str, str]:
 
 def copy_features(tmp_path: Path) -> Path:
     """A private copy of the demo suite at tmp_path/features; returns tmp_path (the cwd)."""
-    shutil.copytree(
-        FEATURES, tmp_path / "features", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(FEATURES, tmp_path / "features", ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path
 
 
@@ -170,11 +168,11 @@ def only_build(server):
     return builds[0]
 
 
-def tests_of(server) -> list:
+def reported_tests(server) -> list:
     return server.state.tests_in(only_build(server).id)
 
 
-def hooks_of(server) -> list:
+def reported_hooks(server) -> list:
     return server.state.hooks_in(only_build(server).id)
 
 
@@ -193,7 +191,7 @@ def assert_delivery_clean(server) -> None:
     assert calls[-1].op == "build_finish"
     assert [c.op for c in calls].count("build_finish") == 1
     assert only_build(server).finish_count == 1
-    for run in tests_of(server) + hooks_of(server):
+    for run in reported_tests(server) + reported_hooks(server):
         assert run.finish_count == 1, (run.start["name"], run.finish_count)
 
 
