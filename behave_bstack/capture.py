@@ -31,12 +31,26 @@ LEVELS = {"CRITICAL": "ERROR", "FATAL": "ERROR", "WARNING": "WARN"}
 class Sink:
     """Log entries of one test or hook run, kept until the run is journaled."""
 
-    __slots__ = ("entries", "chars", "dropped")
+    __slots__ = ("entries", "chars", "dropped", "partial")
 
     def __init__(self) -> None:
         self.entries: list[tuple[int, str, str]] = []  # (epoch ms, level, message)
         self.chars = 0
         self.dropped = 0
+        self.partial: dict[str, tuple[int, str]] = {}  # level -> (epoch ms, text so far)
+
+    def add_text(self, epoch_ms: int, level: str, text: str) -> None:
+        """Printed text arrives in pieces (print writes its arguments and separators one
+        by one): keep it until a line ends, so that one print is one entry."""
+        started, pending = self.partial.pop(level, (epoch_ms, ""))
+        pending += text
+        if "\n" not in pending:
+            self.partial[level] = (started, pending)
+            return
+        complete, _, rest = pending.rpartition("\n")
+        self.add(started, level, complete)
+        if rest:
+            self.partial[level] = (epoch_ms, rest)
 
     def add(self, epoch_ms: int, level: str, message: str) -> None:
         if not message:
@@ -48,6 +62,9 @@ class Sink:
         self.entries.append((epoch_ms, level, message))
 
     def drain(self) -> list[tuple[int, str, str]]:
+        for level, (started, text) in self.partial.items():
+            self.add(started, level, text)
+        self.partial = {}
         entries = self.entries
         if self.dropped:
             note = (
@@ -151,7 +168,7 @@ class OutputCapture:
         sink = self._target()
         if sink is None or not text:
             return
-        sink.add(self._now_ms(), level, text.rstrip("\n") if text.endswith("\n") else text)
+        sink.add_text(self._now_ms(), level, text)
 
 
 def behave_captured(scenario, runner) -> list[tuple[str, str, str]]:

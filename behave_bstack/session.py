@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -61,6 +62,7 @@ class ReportingSession:
         self.clock = Clock()
         self.started_ns = self.clock.now()
         self.outbox = open_outbox(settings, cwd)
+        self._own_logging()
         repo_root = vcs.repo_root(cwd)
         self.payloads = Payloads(cwd, repo_root, settings.environment)
         self.tracker = Tracker(
@@ -93,6 +95,18 @@ class ReportingSession:
         if self.live:
             self.outbox.start_uploader(self.uploader_options())
         api.activate(self)
+
+    def _own_logging(self) -> None:
+        """Our log lines go to the journal's debug.log (with bstack.debug) and nowhere
+        else: never to the console, so they are never captured into the user's logs."""
+        logger = logging.getLogger("behave_bstack")
+        logger.propagate = False
+        logger.handlers[:] = [logging.NullHandler()]
+        if self.settings.debug:
+            handler = logging.FileHandler(self.outbox.run_dir / "debug.log", encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.DEBUG)
 
     @classmethod
     def create(cls, behave_config, runner) -> ReportingSession | None:

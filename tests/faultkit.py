@@ -577,6 +577,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited (the writer of a journal "that died")."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=30)
+    return proc.pid
+
+
 def write_journal(
     run_dir: Path,
     tests: int = 5,
@@ -594,7 +601,12 @@ def write_journal(
     now = 1_764_000_000_000
     writer.append(
         "meta",
-        {"hostname": socket.gethostname(), "pid": 0, "owns_build": True, "build_hashed_id": None},
+        {
+            "hostname": socket.gethostname(),
+            "pid": dead_pid(),
+            "owns_build": True,
+            "build_hashed_id": None,
+        },
     )
     writer.append(
         "build_start", {"name": "faultkit", "project_name": "faultkit", "started_at": now}, "build"
