@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 import sys
+import textwrap
 import threading
 import time
 import traceback
@@ -37,10 +38,11 @@ from .transport import Response, Transport, TransportError
 
 PROG = "behave-bstack"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CREDENTIALS = 0, 1, 2, 3
-EXIT_CODES = (
-    "exit codes: 0 ok; 1 something failed or is still pending; "
-    "2 usage or configuration error; 3 BrowserStack refused the credentials"
-)
+EXIT_CODES = """exit codes:
+  0  ok
+  1  something failed or is still pending
+  2  usage or configuration error
+  3  BrowserStack refused the credentials"""
 NO_CREDENTIALS = (
     "no BrowserStack credentials: set BROWSERSTACK_USERNAME and BROWSERSTACK_ACCESS_KEY "
     "(or userName/accessKey in browserstack.yml, or -D bstack.username=... "
@@ -553,7 +555,8 @@ def network_checks(settings: Settings) -> list[Check]:
     if proxy is not None:
         target, target_port = proxy.hostname or "", proxy.port or 80
         change = f"check {proxy_setting} (from {proxy_src}), or no_proxy to bypass it"
-        checks.append(Check("proxy", None, f"{target}:{target_port} from {proxy_src}"))
+        detail = f"{target}:{target_port} from {proxy_src} (it resolves {host} itself)"
+        checks.append(Check("proxy", None, detail))
     else:
         target, target_port = host, port
         change = (
@@ -788,6 +791,11 @@ def cmd_serve(ctx: Context) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _wrap(text: str) -> str:
+    """Descriptions are written as paragraphs; the raw help formatter keeps line breaks."""
+    return "\n\n".join(textwrap.fill(part, 79) for part in text.split("\n\n"))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage block
         raise CliError(f"{message} (see {self.prog} --help)", EXIT_USAGE, self.prog)
@@ -829,20 +837,27 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
         prog=PROG,
-        description="Deliver, inspect and check behave-bstack's reports to BrowserStack "
-        "Test Reporting & Analytics.",
+        description=_wrap(
+            "Deliver, inspect and check behave-bstack's reports to BrowserStack "
+            "Test Reporting & Analytics."
+        ),
         epilog=EXIT_CODES,
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="as below")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log lines and tracebacks (never the access key); also after the command",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str, parents=(), **kwargs) -> argparse.ArgumentParser:
         return commands.add_parser(
             name,
             help=help_text,
-            description=kwargs.pop("description", help_text),
+            description=_wrap(kwargs.pop("description", help_text)),
             epilog=EXIT_CODES,
             formatter_class=formatter,
             parents=[common, *parents],
@@ -913,16 +928,19 @@ def build_parser() -> argparse.ArgumentParser:
     build = command(
         "build",
         "start or finish a build that several behave runs share",
-        description="Start a build before parallel behave runs and finish it after them: "
-        'eval "$(behave-bstack build start)"; run behave (each run reports into '
-        "BROWSERSTACK_BUILD_HASHED_ID and does not finish it); behave-bstack build finish.",
+        description="Start a build before parallel behave runs and finish it after them. "
+        "Each behave run that finds BROWSERSTACK_BUILD_HASHED_ID reports into that build "
+        "and does not finish it.\n\n"
+        'eval "$(behave-bstack build start)"   ...   behave-bstack build finish',
     )
     build_commands = build.add_subparsers(dest="build_command", metavar="start|finish")
     start = build_commands.add_parser(
         "start",
         help="start a build; prints export BROWSERSTACK_BUILD_HASHED_ID=...",
-        description="Start a build with the configured name and project and print its id "
-        'as a shell export (eval "$(behave-bstack build start)").',
+        description=_wrap(
+            "Start a build with the configured name and project and print its id "
+            'as a shell export: eval "$(behave-bstack build start)".'
+        ),
         epilog=EXIT_CODES,
         formatter_class=formatter,
         parents=[common],
@@ -1006,9 +1024,15 @@ def main(
         if not getattr(args, "func", None):
             where = f"{PROG} build" if args.command == "build" else PROG
             raise CliError(f"choose a command (see {where} --help)", EXIT_USAGE, where)
-        userdata = {**behave_userdata(cwd), **parse_defines(args.defines)}
+        userdata = {**behave_userdata(cwd, environ.get("HOME")), **parse_defines(args.defines)}
         settings = load_settings(userdata, environ, cwd)
         console.hide(settings.access_key)
+        if settings.debug and not debug:  # BSTACK_DEBUG / -D bstack.debug, as in behave runs
+            debug = True
+            logger.removeHandler(handler)
+            handler = _LogHandler(console)
+            logger.addHandler(handler)
+            logger.setLevel(logging.DEBUG)
         return args.func(Context(args, console, settings, cwd, environ))
     except CliError as exc:
         console.err(f"{exc.prog}: {exc}")

@@ -113,19 +113,29 @@ def outline_row(scenario) -> dict[str, str] | None:
 # -- Gherkin text ---------------------------------------------------------------
 
 
+def table_cell(value) -> str:
+    """A cell as Gherkin writes it: a pipe, backslash or newline in it escaped, so that
+    `a | b` stays one cell."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", "\\n")
+
+
 def step_argument_lines(step, indent: str = "  ") -> list[str]:
     lines: list[str] = []
     table = getattr(step, "table", None)
     if table is not None:
         rows = [list(table.headings)] + [list(row.cells) for row in table.rows]
-        widths = [max(len(str(r[i])) for r in rows if i < len(r)) for i in range(len(rows[0]))]
+        rows = [[table_cell(c) for c in row] for row in rows]
+        columns = max((len(r) for r in rows), default=0)
+        widths = [max((len(r[i]) for r in rows if i < len(r)), default=0) for i in range(columns)]
         for row in rows:
-            cells = [str(c).ljust(widths[i]) for i, c in enumerate(row)]
+            cells = [c.ljust(widths[i]) for i, c in enumerate(row)]
             lines.append(indent + "| " + " | ".join(cells) + " |")
     text = getattr(step, "text", None)
     if text is not None:
+        # split("\n"), not splitlines(): a U+2028 inside a line is content, not a break
+        body = str(text).replace('"""', '\\"\\"\\"').split("\n")
         lines.append(indent + '"""')
-        lines.extend(indent + line for line in str(text).splitlines())
+        lines.extend(indent + line for line in body)
         lines.append(indent + '"""')
     return lines
 

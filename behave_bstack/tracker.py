@@ -341,8 +341,9 @@ class Tracker:
             test = self.current
         elif name not in STEP_HOOKS:
             test = None
-        subject = self.payloads.hook_subject(name, args, test, self.feature)
         journaled = name not in STEP_HOOKS or self.step_hooks == "all"
+        # Step hooks run for every step: work out what they are only when reported.
+        subject = self.payloads.hook_subject(name, args, test, self.feature) if journaled else None
         ref = None
         if journaled:
             ref = self.next_ref("h")
@@ -373,10 +374,13 @@ class Tracker:
             self._note_hook_failure(record)
         if record.name == "before_step" and test is not None:
             test.step_starts[test.step_cursor] = now  # the body starts after before_step
-        if record.name in STEP_HOOKS and exc is None and not record.journaled:
-            return
         if record.name in STEP_HOOKS and not record.journaled:
-            # Failing step hooks are always reported, whatever the setting.
+            if exc is None or self.step_hooks == "off":
+                return  # a failure still shows on its step and its test
+            # With the default setting, failing step hooks are reported.
+            record.subject = self.payloads.hook_subject(
+                record.name, record.args, test, self.feature
+            )
             record.ref = self.next_ref("h")
             body = self.payloads.hook_start(
                 record.name, record.func, record.subject, test, self.clock.epoch_ms(record.start_ns)
