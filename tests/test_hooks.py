@@ -234,16 +234,9 @@ def test_step_hooks_all_reports_every_step_hook(tra_server, shop: Path) -> None:
     assert any(f"{TARGET_NAME} / Given the shop sells these products" in n for n in names)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "docs/configuration.md: step_hooks=off reports no before_step/after_step hook run; "
-        "tracker.py Tracker.hook_end() reports a failing step hook 'whatever the setting' "
-        "(the `record.name in STEP_HOOKS and not record.journaled` branch), so off == failed. "
-        "Fix: skip that branch when self.step_hooks == 'off' (the step and test still fail)."
-    ),
-)
 def test_step_hooks_off_reports_no_step_hook_runs(tra_server, shop: Path) -> None:
+    """docs/configuration.md: off reports no step hook run, not even a failed one; the
+    step and its test still fail, naming the hook."""
     run = Run(tra_server, shop, "fail_hook=before_step", BSTACK_STEP_HOOKS="off")
     finish = run.tests[TARGET].finish
     assert finish["result"] == "failed"

@@ -9,6 +9,7 @@ import os
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from helpers import FORMATTER, reported_tests, run_behave, server_env
@@ -159,6 +160,28 @@ def test_step_text_with_a_table_and_with_a_doc_string() -> None:
     )
     assert mapping.step_text(text_step) == 'I send\n  """\n  line one\n    indented line\n  """'
     assert mapping.step_text(plain_step) == "nothing else"
+
+
+def test_step_text_escapes_what_gherkin_escapes() -> None:
+    """A pipe in a cell must not read as a cell border, nor a triple quote in a doc string
+    as its end: the text has to stay valid Gherkin for the same step."""
+    row = SimpleNamespace(cells=["a | b", "c \\ d"])
+    table_step = SimpleNamespace(
+        name="cells", table=SimpleNamespace(headings=["value", "back"], rows=[row]), text=None
+    )
+    assert mapping.step_text(table_step).split("\n") == [
+        "cells",
+        r"  | value  | back   |",
+        r"  | a \| b | c \\ d |",
+    ]
+    text_step = SimpleNamespace(name="I send", table=None, text='say """ twice\n\u2028 end')
+    assert mapping.step_text(text_step).split("\n") == [
+        "I send",
+        '  """',
+        '  say \\"\\"\\" twice',
+        "  \u2028 end",
+        '  """',
+    ]
 
 
 # -- paths -------------------------------------------------------------------------------
