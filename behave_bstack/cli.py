@@ -368,7 +368,7 @@ def cmd_upload(ctx: Context) -> int:
             ctx.out(f"    refused: {journal_view.first_line(reason)}")
         stopped = report.get("stopped")
         if stopped and not after.writer_alive:  # a run that started meanwhile stops only itself
-            code = EXIT_CREDENTIALS if CREDENTIALS_REFUSED in stopped else EXIT_FAILED
+            code = EXIT_CREDENTIALS if report.get("stop_kind") == "credentials" else EXIT_FAILED
             stop = (f"delivery stopped: {journal_view.first_line(stopped)}", code)
     ctx.out(
         f"total: {journal_view.plural(totals['journals'], 'journal')} uploaded, "

@@ -112,6 +112,8 @@ class Delivery:
         self.max_seq = 0
         self.last_time: int | None = None  # epoch ms of the latest event seen
         self.stop_reason: str | None = None
+        self.stop_kind: str | None = None
+        self.build_finish_journaled = False
         self.stopping = threading.Event()
         self.tally = Tally()
         self._results: queue.Queue[Outcome] = queue.Queue()
@@ -148,6 +150,8 @@ class Delivery:
             return
         if op not in SENDABLE:
             return
+        if op == "build_finish":
+            self.build_finish_journaled = True
         ref = record.get("ref")
         if op in ("test_start", "hook_start") and ref:
             self.open_runs[ref] = record
@@ -356,7 +360,7 @@ class Delivery:
             if error.kind == "payload":
                 self._fail(seq, event, None, str(error))
             elif error.fatal:
-                self._stop(str(error))
+                self._stop(str(error), error.kind)
                 self.ready.append(seq)
             else:
                 self._retry(seq, str(error))
@@ -367,7 +371,8 @@ class Delivery:
         elif status in (401, 403):
             self._stop(
                 f"BrowserStack refused the credentials ({status} {response.message()}); "
-                "check BROWSERSTACK_USERNAME and BROWSERSTACK_ACCESS_KEY"
+                "check BROWSERSTACK_USERNAME and BROWSERSTACK_ACCESS_KEY",
+                "credentials",
             )
             self.ready.append(seq)
         elif status in (408, 429) or status >= 500:
@@ -427,11 +432,13 @@ class Delivery:
         self.ready.insert(0, seq)
         if self.max_attempts is not None and attempts >= self.max_attempts:
             # The service keeps failing: stop, and leave the rest for the next upload.
-            self._stop(f"still failing after {attempts} attempts: {reason}")
+            self._stop(f"still failing after {attempts} attempts: {reason}", "attempts")
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str, kind: str) -> None:
+        """kind: credentials, tls, proxy or attempts (report["stop_kind"])."""
         if not self.stop_reason:
             self.stop_reason = reason
+            self.stop_kind = kind
             log.error("bstack: delivery stopped: %s", reason)
 
     # -- closing runs the writer never closed ---------------------------------
@@ -454,26 +461,23 @@ class Delivery:
                 records.append({"op": "hook_finish", "ref": ref, "body": finish})
             else:
                 records.append({"op": "test_finish", "ref": ref, "body": finish})
-        has_finish = any(e["op"] == "build_finish" for e in self.events.values())
-        build_finished = self.tally.delivered.get("build_finish")
         if (
-            not has_finish
-            and not build_finished
+            not self.build_finish_journaled
             and not self.finish_left
             and self.meta.get("owns_build", True)
             and not self._others_still_running()
         ):
-            records.append({"op": "build_finish", "body": {"finished_at": finished_at}})
-        if not records:
-            return 0
+            records.append(
+                {"op": "build_finish", "ref": "build", "body": {"finished_at": finished_at}}
+            )
+        records.append({"op": "end"})  # the journal is complete now: never closed twice
         writer = journal.Appender(self.directory, self.max_seq)
         for record in records:
             record["seq"] = writer.append(record)
         writer.close()
         for record in records:
             self._take(record)
-        self.ended = True
-        return len(records)
+        return len(records) - 1
 
     def _others_still_running(self) -> bool:
         shared = self.meta.get("coordination") or {}
@@ -495,6 +499,7 @@ class Delivery:
             "pending": pending,
             "reasons": list(self.tally.reasons),
             "stopped": self.stop_reason,
+            "stop_kind": self.stop_kind,
             "ended": self.ended,
             "waiting": self.only_waiting(for_outer=True),
         }

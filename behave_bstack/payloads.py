@@ -25,15 +25,19 @@ class Payloads:
         """Give every scenario of a feature a unique, stable name: behave's own (for an
         outline row it follows scenario_outline_annotation_schema), with " #2", " #3" added
         to repeats, counted in file order so the same file gives the same names."""
-        seen: dict[str, int] = {}
+        taken: set[str] = set()
         walk = getattr(feature, "walk_scenarios", None)
         scenarios = walk() if walk else getattr(feature, "scenarios", ())
         for scenario in scenarios:
             base = " ".join(str(getattr(scenario, "name", "") or "").split()) or (
                 f"{getattr(scenario, 'keyword', 'Scenario')} at line {getattr(scenario, 'line', '?')}"
             )
-            count = seen[base] = seen.get(base, 0) + 1
-            self._names[id(scenario)] = base if count == 1 else f"{base} #{count}"
+            name, count = base, 1
+            while name in taken:  # also when a scenario is literally named "<base> #2"
+                count += 1
+                name = f"{base} #{count}"
+            taken.add(name)
+            self._names[id(scenario)] = name
 
     def name_of(self, scenario) -> str:
         name = self._names.get(id(scenario))

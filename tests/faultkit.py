@@ -195,12 +195,15 @@ def null_rc(cwd: Path, *args: str, timeout: float = 60) -> int:
 class Spawned:
     """behave started in the background, output to files (pipes could fill and block)."""
 
-    def __init__(self, cwd: Path, env: dict[str, str], *args: str) -> None:
-        self.out_path = Path(cwd) / "behave.out"
-        self.err_path = Path(cwd) / "behave.err"
+    def __init__(
+        self, cwd: Path, env: dict[str, str], *args: str, formatter: str = FORMATTER
+    ) -> None:
+        tag = "null" if formatter == "null" else "behave"
+        self.out_path = Path(cwd) / f"{tag}.out"
+        self.err_path = Path(cwd) / f"{tag}.err"
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                behave_cmd(*(args or ("features",))),
+                behave_cmd(*(args or ("features",)), formatter=formatter),
                 cwd=str(cwd),
                 env=clean_env(env),
                 stdout=out,
@@ -296,6 +299,13 @@ def acks(run_dir: Path) -> list[dict]:
     return journal.read_all(Path(run_dir) / journal.ACKS)
 
 
+def all_acked(run_dir: Path) -> bool:
+    """Every API call journaled so far has been answered (acknowledged or refused)."""
+    answered = {a["seq"] for a in acks(run_dir)}
+    calls = [e["seq"] for e in events(run_dir) if e.get("op") not in ("meta", "end")]
+    return bool(calls) and all(seq in answered for seq in calls)
+
+
 @dataclass
 class Expected:
     """What a journal says the run produced, keyed by names (ids differ per delivery)."""
@@ -357,14 +367,17 @@ def accepted_calls(server: Any) -> list:
     return sorted((c for c in server.calls if c.status == 200), key=lambda c: c.seq)
 
 
-def assert_exactly_once(server: Any, run_dir: Path, *, min_tests: int = 1) -> Expected:
-    """Everything run_dir's journal holds is on the server exactly once: one build, finished
-    once and last; each test, hook and log entry once; every run finished once."""
+def assert_exactly_once(
+    server: Any, run_dir: Path, *, min_tests: int = 1, build_id: str | None = None
+) -> Expected:
+    """Everything run_dir's journal holds is on the server exactly once: one build (or the
+    build `build_id`), finished once and last; each test, hook and log entry once; every
+    run finished once."""
     exp = expected_from(run_dir)
     assert sum(exp.tests.values()) >= min_tests, "the journal holds fewer tests than expected"
-    build = only_build(server)
+    build = only_build(server) if build_id is None else server.state.build(build_id)
     assert build.finish_count == 1, f"build finished {build.finish_count} times"
-    ok = accepted_calls(server)
+    ok = [c for c in accepted_calls(server) if c.build_id == build.id]
     assert ok[0].op == "build_start", ok[0].op
     assert ok[-1].op == "build_finish", f"last accepted call is {ok[-1].op}"
     tests = server.state.tests_in(build.id)
@@ -397,10 +410,25 @@ def options_for(server: Any, **overrides: Any) -> dict:
     return options
 
 
+def lock_holders(run_dir: Path) -> list[str]:
+    """Processes with the journal's lock file open (for failure messages)."""
+    target = str(Path(run_dir) / journal.LOCK)
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                if os.readlink(fd) == target:
+                    cmd = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                    found.append(f"{fd_dir.parent.name}: {cmd.decode(errors='replace')}")
+        except OSError:
+            continue
+    return found
+
+
 def deliver(run_dir: Path, options: dict, timeout: float = 20, **kwargs: Any) -> dict:
     """What `behave-bstack upload` does for one journal: take its lock, deliver it."""
     lock = journal.try_lock(Path(run_dir))
-    assert lock is not None, "someone else holds the journal's lock"
+    assert lock is not None, f"someone else holds the journal's lock: {lock_holders(run_dir)}"
     try:
         return deliver_journal(Path(run_dir), options, timeout, **kwargs)
     finally:

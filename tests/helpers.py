@@ -130,8 +130,11 @@ def _isolated_process_state(cwd: Path, env: dict[str, str]) -> Iterator[None]:
         os.environ.clear()
         os.environ.update(saved_env)
         sys.path[:] = saved_path
+        suite_dir = str(cwd.resolve()) + os.sep
         for name in set(sys.modules) - saved_modules:
-            del sys.modules[name]  # e.g. the demo's `cart` module from tmp_path
+            module_file = getattr(sys.modules[name], "__file__", None) or ""
+            if os.path.abspath(module_file).startswith(suite_dir):
+                del sys.modules[name]  # the suite's own modules, e.g. the demo's `cart`
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
         step_registry.registry = saved_registry

@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from helpers import (
     BEHAVE_13,
     DEMO_ARGS,
     FORMATTER,
+    REPO,
     assert_delivery_clean,
     behave_json_scenarios,
     by_location,
@@ -139,6 +141,76 @@ def test_exit_code_and_stdout_are_behaves_own(tra_server, shop: Path) -> None:
     assert green_run.returncode == 0, green_run.stderr
 
 
+def _executed(json_out: Path) -> set[str]:
+    """Locations of the scenarios behave ran (some step has a result in its json)."""
+    return {
+        s["location"]
+        for s in behave_json_scenarios(json_out)
+        if any(
+            (step.get("result") or {}).get("status") not in (None, "skipped") for step in s["steps"]
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    "selection", [["--tags=@cart"], ["-n", "discount code"]], ids=["tags", "name"]
+)
+def test_only_the_scenarios_behave_selected_are_reported(
+    tra_server, shop: Path, selection: list[str]
+) -> None:
+    json_out = shop / "behave.json"
+    rc, out, err = run_behave(
+        ["-f", "json", "-o", str(json_out), "-f", FORMATTER, *selection, *DEMO_ARGS],
+        shop,
+        server_env(tra_server, shop / "journal"),
+    )
+    assert rc == 0, out + err
+    assert_delivery_clean(tra_server)
+    executed = _executed(json_out)
+    assert 0 < len(executed) < EXPECTED_SCENARIOS
+    tests = by_location(reported_tests(tra_server))
+    assert set(tests) == executed
+    assert {t.finish["result"] for t in tests.values()} == {"passed"}
+
+
+def test_report_excluded_adds_the_unselected_ones_as_skipped(tra_server, shop: Path) -> None:
+    env = server_env(tra_server, shop / "journal", BSTACK_REPORT_EXCLUDED="1")
+    json_out = shop / "behave.json"
+    run_behave(
+        ["-f", "json", "-o", str(json_out), "-f", FORMATTER, "--tags=@cart", *DEMO_ARGS], shop, env
+    )
+    assert_delivery_clean(tra_server)
+    executed = _executed(json_out)
+    tests = by_location(reported_tests(tra_server))
+    assert len(tests) == EXPECTED_SCENARIOS
+    for location, test in tests.items():
+        if location in executed:
+            assert test.finish["result"] == "passed"
+        else:
+            assert test.finish["result"] == "skipped", location
+            assert "failure" not in test.finish
+            assert {s["result"] for s in test.finish["meta"]["steps"]} == {"skipped"}
+
+
+def test_stop_reports_the_scenarios_it_never_ran_as_skipped(tra_server, shop: Path) -> None:
+    json_out = shop / "behave.json"
+    rc, _, _ = run_behave(
+        ["-f", "json", "-o", str(json_out), "-f", FORMATTER, "--stop", *DEMO_ARGS],
+        shop,
+        server_env(tra_server, shop / "journal"),
+    )
+    assert rc == 1
+    assert_delivery_clean(tra_server)
+    executed = _executed(json_out)
+    tests = by_location(reported_tests(tra_server))
+    assert len(tests) == EXPECTED_SCENARIOS  # everything behave selected, once
+    assert len(executed) < EXPECTED_SCENARIOS
+    failed = {loc for loc, t in tests.items() if t.finish["result"] == "failed"}
+    assert failed == {"features/checkout.feature:40"}  # the first failure stops the run
+    for location in set(tests) - executed:
+        assert tests[location].finish["result"] == "skipped", location
+
+
 def test_without_credentials_one_line_and_a_journal(shop: Path) -> None:
     journal = shop / "journal"
     null = run_behave(["-f", "null", *DEMO_ARGS], shop, {})
@@ -177,3 +249,14 @@ def test_in_process_runs_report_like_subprocess_runs(tra_server, shop: Path) -> 
         assert len(tests) == EXPECTED_SCENARIOS, round_
         failed = {loc for loc, t in tests.items() if t.finish["result"] == "failed"}
         assert failed == set(KNOWN_FAILURES), round_
+
+
+def test_the_bstack_alias_of_this_repository(tra_server, tmp_path: Path) -> None:
+    """`-f bstack` works in the repository thanks to its setup.cfg alias."""
+    env = server_env(tra_server, tmp_path / "journal", PYTHONDONTWRITEBYTECODE="1")
+    rc, out, err = run_behave(["-f", "bstack", "features/discounts.feature"], REPO, env)
+    assert rc == 0, out + err
+    assert_delivery_clean(tra_server)
+    tests = reported_tests(tra_server)
+    assert len(tests) == 5
+    assert {t.start["vc_filepath"] for t in tests} == {"features/discounts.feature"}

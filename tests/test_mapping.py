@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers import FORMATTER, reported_tests, run_behave, server_env
+from helpers import BEHAVE_13, FORMATTER, reported_tests, run_behave, server_env
 
 from behave_bstack import mapping
 
@@ -182,6 +182,66 @@ def test_step_text_escapes_what_gherkin_escapes() -> None:
         "  \u2028 end",
         '  """',
     ]
+
+
+# -- names, scopes, tags -----------------------------------------------------------------
+
+
+def test_repeated_scenario_names_become_unique_and_stable() -> None:
+    from behave.parser import parse_feature
+
+    from behave_bstack.payloads import Payloads
+
+    source = """\
+Feature: Repeats
+  Scenario: Same
+    Given a step
+  Scenario: Same
+    Given a step
+  Scenario: Same #2
+    Given a step
+  Scenario:   Same
+    Given a step
+"""
+    names = []
+    for _ in range(2):  # the same file gives the same names
+        feature = parse_feature(source, filename="r.feature")
+        payloads = Payloads("/tmp")
+        payloads.index_feature(feature)
+        names.append([payloads.name_of(s) for s in feature.scenarios])
+    assert names[0] == names[1]
+    assert names[0][:2] == ["Same", "Same #2"]
+    assert len(set(names[0])) == 4, names[0]
+
+
+def test_scopes_fall_back_to_the_file_name_for_a_nameless_feature() -> None:
+    feature = SimpleNamespace(name="  ", tags=[])
+    scenario = SimpleNamespace(parent=feature, tags=["x"])
+    assert mapping.scopes_of(scenario, feature, "features/login.feature") == ["login"]
+    assert mapping.tags_of(scenario, feature) == ["x"]
+
+
+@pytest.mark.skipif(not BEHAVE_13, reason="Rules need behave 1.3")
+def test_scopes_and_tags_of_a_scenario_in_a_rule() -> None:
+    from behave.parser import parse_feature
+
+    feature = parse_feature(
+        textwrap.dedent(
+            """\
+            @f
+            Feature: Shop
+              @r
+              Rule: Members
+                @s @f
+                Scenario: Earn
+                  Given a step
+            """
+        ),
+        filename="s.feature",
+    )
+    (scenario,) = list(feature.walk_scenarios())
+    assert mapping.scopes_of(scenario, feature, "s.feature") == ["Shop", "Members"]
+    assert mapping.tags_of(scenario, feature) == ["f", "r", "s"]
 
 
 # -- paths -------------------------------------------------------------------------------
