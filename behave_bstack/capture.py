@@ -183,8 +183,10 @@ def behave_captured(scenario, runner) -> list[tuple[str, str, str]]:
                 if text and text.strip():
                     found.append((name, level, text.rstrip("\n")))
         return found
+    # behave 1.2.6: one buffer per scenario, kept until the next scenario sets up its own
+    controller = getattr(runner, "capture_controller", runner)
     for level, attr in (("INFO", "stdout_capture"), ("WARN", "stderr_capture")):
-        buffer = getattr(runner, attr, None)  # behave 1.2.6: one buffer per scenario
+        buffer = getattr(controller, attr, None)
         getvalue = getattr(buffer, "getvalue", None)
         text = getvalue() if getvalue else None
         if text and text.strip():

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote, urlsplit
 
-from . import __version__, journal, journal_view
+from . import __version__, host, journal, journal_view
 from .config import Settings, load_settings
 from .routes import BUILD_URL, ROUTES, path_for
 from .transport import Response, Transport, TransportError
@@ -261,15 +261,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def behave_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("behave")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 # --------------------------------------------------------------------------- journals
 
 
@@ -410,7 +401,7 @@ def cmd_build_start(ctx: Context) -> int:
         "name": args.name or settings.build_name,
         "project_name": args.project or settings.project_name,
         "started_at": now_ms(),
-        "framework": {"name": "behave", "version": behave_version()},
+        "framework": {"name": "behave", "version": host.behave_version()},
         "host_info": host.host_info(),
     }
     if settings.build_tags:
@@ -656,7 +647,7 @@ def live_check(settings: Settings) -> str:
             "name": DOCTOR_BUILD,
             "project_name": settings.project_name,
             "started_at": started,
-            "framework": {"name": "behave", "version": behave_version()},
+            "framework": {"name": "behave", "version": host.behave_version()},
             "tags": ["behave-bstack-doctor"],
         }
         build_id = send(client, "build_start", build)["build_hashed_id"]

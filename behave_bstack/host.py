@@ -167,3 +167,13 @@ def host_info() -> dict[str, str]:
         "arch": _safe(lambda: _arch_name(platform.machine())),
     }
     return {key: value for key, value in info.items() if value}
+
+
+def behave_version() -> str:
+    """behave's version, read from its package metadata (1.2.6 has no behave.version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("behave")
+    except PackageNotFoundError:
+        return "unknown"

@@ -29,15 +29,6 @@ def warn(line: str) -> None:
         pass
 
 
-def behave_version() -> str:
-    try:
-        from behave.version import VERSION
-
-        return str(VERSION)
-    except Exception:  # noqa: BLE001
-        return "unknown"
-
-
 def open_outbox(settings: Settings, cwd: str) -> Outbox:
     """The journal goes to the configured directory; if that cannot be written, to the
     system's temporary directory, with a line that says so."""
@@ -160,7 +151,7 @@ class ReportingSession:
             "name": settings.build_name,
             "project_name": settings.project_name,
             "started_at": self.clock.epoch_ms(self.started_ns),
-            "framework": {"name": "behave", "version": behave_version()},
+            "framework": {"name": "behave", "version": host.behave_version()},
             "host_info": host.host_info(),
         }
         if settings.build_tags:

@@ -11,6 +11,7 @@ import pytest
 from behave_bstack.emulator.server import TraServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so test modules import helpers
+pytest.register_assert_rewrite("helpers")  # detailed messages from its assert_* helpers
 
 import helpers  # noqa: E402
 

@@ -422,6 +422,9 @@ def lock_holders(run_dir: Path) -> list[str]:
                     found.append(f"{fd_dir.parent.name}: {cmd.decode(errors='replace')}")
         except OSError:
             continue
+    inode = os.stat(target).st_ino
+    locks = Path("/proc/locks").read_text().splitlines()
+    found += [line for line in locks if line.split()[5].endswith(f":{inode}")]
     return found
 
 

@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 
 import behave
 
+from behave_bstack.emulator.server import BuildRecord, HookRunRecord, TestRunRecord, TraServer
+
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = REPO / "features"
 CONFORMANCE = REPO / "tests" / "conformance_features"
@@ -45,7 +47,7 @@ def clean_env(env_extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def server_env(server, journal_dir: Path, **extra: str) -> dict[str, str]:
+def server_env(server: TraServer, journal_dir: Path, **extra: str) -> dict[str, str]:
     """Settings that make a run report to `server` and journal below `journal_dir`."""
     env = {
         "BROWSERSTACK_USERNAME": server.username,
@@ -164,27 +166,28 @@ def _run_in_process(args: list[str], cwd: Path, env: dict[str, str]) -> BehaveRu
 # -- what the emulator received ----------------------------------------------------------
 
 
-def only_build(server):
+def only_build(server: TraServer) -> BuildRecord:
     """The single build of the run (fails when there are zero or several)."""
     builds = list(server.state.builds.values())
     assert len(builds) == 1, f"expected one build, got {len(builds)}"
     return builds[0]
 
 
-def reported_tests(server) -> list:
+def reported_tests(server: TraServer) -> list[TestRunRecord]:
+    """The build's test runs, in the order the server received their starts."""
     return server.state.tests_in(only_build(server).id)
 
 
-def reported_hooks(server) -> list:
+def reported_hooks(server: TraServer) -> list[HookRunRecord]:
     return server.state.hooks_in(only_build(server).id)
 
 
-def refused_calls(server) -> list:
+def refused_calls(server: TraServer) -> list:
     """Calls the server did not accept: 4xx (an invalid payload), 5xx or no answer."""
     return [c for c in server.calls if c.status != 200]
 
 
-def assert_delivery_clean(server) -> None:
+def assert_delivery_clean(server: TraServer) -> None:
     """Every call valid and answered; the build started first, finished once and last;
     every test and hook run finished exactly once."""
     bad = [(c.op, c.status, c.body) for c in refused_calls(server)]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from behave_bstack import cli, journal
+from behave_bstack import cli, host, journal
 from behave_bstack.emulator import TraServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +53,10 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
+# behave 1.2.6 cannot parse Rule:, so its runs leave rules.feature out.
+NO_RULES = ["--exclude", "rules.feature"] if host.behave_version().startswith("1.2") else []
+
+
 @pytest.fixture(scope="module")
 def server():
     with TraServer(username=USER, access_key=KEY) as srv:
@@ -67,7 +71,15 @@ def offline_journals(tmp_path_factory) -> Path:
     env = clean_env(work)
     env["BSTACK_JOURNAL_DIR"] = str(work / "journal")
     proc = subprocess.run(
-        [sys.executable, "-m", "behave", "-f", "behave_bstack:BstackFormatter", "features"],
+        [
+            sys.executable,
+            "-m",
+            "behave",
+            "-f",
+            "behave_bstack:BstackFormatter",
+            *NO_RULES,
+            "features",
+        ],
         cwd=work,
         env=env,
         capture_output=True,
@@ -240,7 +252,8 @@ def test_show_prints_the_run_as_a_tree_without_an_account(project):
     assert "build: not created yet" in out
     assert "  hook before_all: passed" in out  # build level
     assert "\n  Feature: Checkout\n" in out
-    assert "\n    Rule: Guests earn nothing\n" in out
+    if not NO_RULES:
+        assert "\n    Rule: Guests earn nothing\n" in out
     for test in project.journaled("test_start"):
         assert f"Scenario: {test['body']['name']} - " in out
     assert "Scenario: A deliberately wrong total - FAILED" in out

@@ -176,9 +176,9 @@ def test_attachments(server, tmp_path):
 
 
 def _behave_has_attach() -> bool:
-    from behave.version import VERSION
+    from behave_bstack.host import behave_version
 
-    return not VERSION.startswith("1.2")
+    return not behave_version().startswith("1.2")
 
 
 def test_custom_metadata_and_environment(server, tmp_path):
