@@ -24,6 +24,7 @@ import queue
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from .transport import Response, Transport, TransportError
 log = logging.getLogger("behave_bstack")
 
 FAILED = object()  # the id of a start that the server refused for good
+DEFER = "defer"
 
 
 @dataclass
@@ -58,24 +60,29 @@ class Tally:
         bucket[op] = bucket.get(op, 0) + 1
 
 
-def refs_in(value) -> list[str]:
-    """Every {"$ref": x} inside a body."""
-    found: list[str] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if len(item) == 1 and "$ref" in item:
-                found.append(item["$ref"])
-            else:
-                stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
-
-
 def _is_ref(item) -> bool:
     return isinstance(item, dict) and len(item) == 1 and "$ref" in item
+
+
+def refs_in(body) -> list[str]:
+    """Every {"$ref": x} of a body.  The tracker puts links only in top-level fields
+    (test_run_id, hooks) and in the top level of log entries, so only those are looked at:
+    bodies are large (steps, tracebacks) and this runs for every call."""
+    if not isinstance(body, dict):
+        return []
+    found = []
+    for value in body.values():
+        if isinstance(value, dict):
+            if _is_ref(value):
+                found.append(value["$ref"])
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    if _is_ref(item):
+                        found.append(item["$ref"])
+                    else:
+                        found.extend(v["$ref"] for v in item.values() if _is_ref(v))
+    return found
 
 
 class Delivery:
@@ -100,8 +107,9 @@ class Delivery:
         self.ids: dict[str, object] = {}
         self.events: dict[int, dict] = {}  # seq -> event not yet settled
         self.attempts: dict[int, int] = {}
-        self.ready: list[int] = []
-        self.waiting_since: dict[int, float] = {}
+        self.ready: deque[int] = deque()  # may be sendable: checked in order
+        self.blocked: dict[str, list[int]] = {}  # ref -> events waiting for its server id
+        self.deferred: list[int] = []  # build finishes waiting for everything else
         self.in_flight: set[int] = set()
         self.pause_until = 0.0
         self.consecutive_failures = 0
@@ -191,6 +199,8 @@ class Delivery:
                 self._settle(self._results.get_nowait())
         except queue.Empty:
             pass
+        if self.ack_log is not None:
+            self.ack_log.flush()  # one write for all the answers of this turn
         self._dispatch()
 
     def settled(self) -> bool:
@@ -231,6 +241,7 @@ class Delivery:
         for _ in self._workers:
             self._work.put(None)
         if self.ack_log is not None:
+            self.ack_log.flush()
             self.ack_log.close()
             self.ack_log = None
 
@@ -238,84 +249,94 @@ class Delivery:
     def _dispatch(self) -> None:
         if self.transport is None or self.stop_reason:
             return
-        now = time.monotonic()
-        if now < self.pause_until:
+        if time.monotonic() < self.pause_until:
             return
-        still_waiting: list[int] = []
-        for seq in self.ready:
-            if len(self.in_flight) >= self.concurrency:
-                still_waiting.append(seq)
-                continue
+        if self.deferred and len(self.events) == len(self.deferred) and not self.in_flight:
+            self.ready.extend(self.deferred)  # everything else is settled: time to finish
+            self.deferred = []
+        while self.ready and len(self.in_flight) < self.concurrency:
+            seq = self.ready.popleft()
             event = self.events.get(seq)
             if event is None:
                 continue
-            if self.waiting_since.get(seq, 0) > now:
-                still_waiting.append(seq)
-                continue
             verdict = self._blocked_by(event)
-            if verdict is True:
-                still_waiting.append(seq)
-            elif verdict:
-                self._fail(seq, event, None, verdict)
-            else:
+            if verdict is None:
                 self.in_flight.add(seq)
                 self._work.put(self._prepare(seq, event))
-        self.ready = still_waiting
+            elif verdict == DEFER:
+                self.deferred.append(seq)
+            elif verdict.startswith("@"):
+                self.blocked.setdefault(verdict[1:], []).append(seq)
+            else:
+                self._fail(seq, event, None, verdict)
 
-    def _blocked_by(self, event: dict):
-        """True to wait, a reason string to fail now, or False when it can go."""
+    def _blocked_by(self, event: dict) -> str | None:
+        """None when the event can go now; "@ref" to wait for ref's server id; DEFER for a
+        build finish that must wait for everything else; otherwise why it must fail."""
         op = event["op"]
         build = self.ids.get("build")
         if op != "build_start":
             if build is FAILED:
                 return "the build could not be started"
             if build is None:
-                return True
+                return "@build"
         if op in ("test_finish", "hook_finish"):
             target = self.ids.get(event.get("ref"))
             if target is FAILED:
                 return f"its start ({event.get('ref')}) was refused"
             if target is None:
-                return True
+                return "@" + event.get("ref", "")
         if op == "build_finish":
-            others = [s for s in self.events if s != event["seq"]]
-            if others or len(self.in_flight) > 0:
-                return True
+            if len(self.events) > 1 or self.in_flight:
+                return DEFER
             wait = event.get("wait")
             if wait and not coordination.wait_satisfied(wait.get("dir"), wait.get("pid")):
-                return True
+                return DEFER
         for ref in refs_in(event.get("body")):
             if self.ids.get(ref) is None:
-                return True
-        return False
+                return "@" + ref
+        return None
 
-    def _resolve(self, value):
-        """The body with every {"$ref": x} replaced by x's server id; refused ones removed."""
-        if isinstance(value, dict):
-            out = {}
-            for key, item in value.items():
-                if _is_ref(item):
-                    target = self.ids.get(item["$ref"])
-                    if target is not FAILED and target is not None:
-                        out[key] = target
-                else:
-                    out[key] = self._resolve(item)
-            return out
-        if isinstance(value, list):
-            out_list = []
-            for item in value:
-                if _is_ref(item):
-                    target = self.ids.get(item["$ref"])
-                    if target is not FAILED and target is not None:
-                        out_list.append(target)
-                elif isinstance(item, dict) and any(
-                    _is_ref(v) and self.ids.get(v["$ref"]) is FAILED for v in item.values()
-                ):
-                    continue  # a log entry of a run the server refused: nowhere to put it
-                else:
-                    out_list.append(self._resolve(item))
-            return out_list
-        return value
+    def _known(self, ref: str, server_id) -> None:
+        """ref's server id (or FAILED) is known: what waited for it may go."""
+        self.ids[ref] = server_id
+        waiting = self.blocked.pop(ref, None)
+        if waiting:
+            self.ready.extend(waiting)
+
+    def _resolve(self, body: dict) -> dict:
+        """A copy of the body with every link (see refs_in) replaced by the server id;
+        links to runs the server refused are dropped (with their log entries)."""
+        out = {}
+        for key, value in body.items():
+            if isinstance(value, dict) and _is_ref(value):
+                target = self.ids.get(value["$ref"])
+                if target is not FAILED and target is not None:
+                    out[key] = target
+            elif isinstance(value, list) and any(isinstance(i, dict) for i in value):
+                out[key] = [r for r in (self._resolve_item(i) for i in value) if r is not None]
+            else:
+                out[key] = value
+        return out
+
+    def _resolve_item(self, item):
+        if not isinstance(item, dict):
+            return item
+        if _is_ref(item):
+            target = self.ids.get(item["$ref"])
+            return None if target is FAILED else target
+        if not any(_is_ref(v) for v in item.values()):
+            return item
+        resolved = {}
+        for key, value in item.items():
+            if _is_ref(value):
+                target = self.ids.get(value["$ref"])
+                if target is FAILED or target is None:
+                    return None  # a log entry of a run the server refused: nowhere to put it
+                resolved[key] = target
+            else:
+                resolved[key] = value
+        return resolved
 
     def _prepare(self, seq: int, event: dict) -> tuple:
         """Resolve ids here, on the main thread, which owns them."""
@@ -389,7 +410,7 @@ class Delivery:
             if not isinstance(server_id, str) or not server_id:
                 self._retry(seq, f"HTTP {response.status} answer without {ROUTES[op][2]}")
                 return
-            self.ids[ref] = server_id
+            self._known(ref, server_id)
         self.consecutive_failures = 0
         fields = {"ok": True}
         if server_id:
@@ -409,7 +430,7 @@ class Delivery:
     def _fail(self, seq: int, event: dict, status: int | None, reason: str) -> None:
         op, ref = event["op"], event.get("ref")
         if op in STARTS and ref:
-            self.ids[ref] = FAILED
+            self._known(ref, FAILED)
         if self.ack_log is not None:
             self.ack_log.record(seq, ok=False, status=status, error=reason)
         self.events.pop(seq, None)
@@ -429,7 +450,7 @@ class Delivery:
             after = random.uniform(step / 2, step)
         self.pause_until = max(self.pause_until, time.monotonic() + after)
         log.debug("bstack: retrying seq %s in %.2fs: %s", seq, after, reason)
-        self.ready.insert(0, seq)
+        self.ready.appendleft(seq)
         if self.max_attempts is not None and attempts >= self.max_attempts:
             # The service keeps failing: stop, and leave the rest for the next upload.
             self._stop(f"still failing after {attempts} attempts: {reason}", "attempts")

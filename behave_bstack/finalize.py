@@ -11,21 +11,50 @@ from __future__ import annotations
 from .clock import iso_from_epoch_ms
 from .limits import fit_log_entries, fit_payload
 
-TIME_KEYS = frozenset({"started_at", "finished_at", "timestamp"})
+TIME_KEYS = ("started_at", "finished_at", "timestamp")
 
 
-def iso_times(value):
-    """A copy of value with every int under a time key turned into ISO 8601 text."""
-    if isinstance(value, dict):
-        return {
-            key: iso_from_epoch_ms(item)
-            if key in TIME_KEYS and isinstance(item, int) and not isinstance(item, bool)
-            else iso_times(item)
-            for key, item in value.items()
+class _IsoCache:
+    """ISO text for epoch milliseconds; the date-and-seconds part is reused, since a run's
+    timestamps cluster within the same seconds."""
+
+    def __init__(self) -> None:
+        self._second = None
+        self._prefix = ""
+
+    def __call__(self, epoch_ms: int) -> str:
+        second, millis = divmod(epoch_ms, 1000)
+        if second != self._second:
+            self._second = second
+            self._prefix = iso_from_epoch_ms(second * 1000)[:-5]  # drop ".000Z"
+        return f"{self._prefix}.{millis:03d}Z"
+
+
+_iso = _IsoCache()
+
+
+def _times(item: dict) -> dict:
+    """A copy of a dict with its int time fields as ISO text."""
+    out = dict(item)
+    for key in TIME_KEYS:
+        value = out.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] = _iso(value)
+    return out
+
+
+def iso_times(body: dict) -> dict:
+    """Times live at the top level, in meta.steps[] and in logs[]: only those are looked at."""
+    out = _times(body)
+    meta = out.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("steps"), list):
+        out["meta"] = {
+            **meta,
+            "steps": [_times(s) if isinstance(s, dict) else s for s in meta["steps"]],
         }
-    if isinstance(value, list):
-        return [iso_times(item) for item in value]
-    return value
+    if isinstance(out.get("logs"), list):
+        out["logs"] = [_times(e) if isinstance(e, dict) else e for e in out["logs"]]
+    return out
 
 
 def finalize(op: str, draft: dict) -> dict:

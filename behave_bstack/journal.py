@@ -123,11 +123,19 @@ class AckLog:
     def __init__(self, directory: Path) -> None:
         self.path = Path(directory) / ACKS
         self._fd = open_private(self.path)
+        self._pending: list[bytes] = []
 
     def record(self, seq: int, **fields) -> None:
-        os.write(self._fd, _dumps({"seq": seq, **fields}))
+        """Kept until flush(): delivery writes the acks of one loop turn at once."""
+        self._pending.append(_dumps({"seq": seq, **fields}))
+
+    def flush(self) -> None:
+        if self._pending:
+            data, self._pending = b"".join(self._pending), []
+            os.write(self._fd, data)
 
     def close(self) -> None:
+        self.flush()
         os.close(self._fd)
 
 
