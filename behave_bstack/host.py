@@ -170,7 +170,14 @@ def host_info() -> dict[str, str]:
 
 
 def behave_version() -> str:
-    """behave's version, read from its package metadata (1.2.6 has no behave.version)."""
+    """behave's version (behave.__version__ exists in 1.2.6 and 1.3; package metadata
+    as a fallback is slower to read)."""
+    try:
+        import behave
+
+        return str(behave.__version__)
+    except (ImportError, AttributeError):
+        pass
     from importlib.metadata import PackageNotFoundError, version
 
     try:

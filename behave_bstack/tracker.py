@@ -114,7 +114,7 @@ class Tracker:
         self.payloads.index_feature(feature)
         for scenario in _walk_scenarios(feature):
             self._wrap_run(scenario)
-            if mapping.status_name(getattr(scenario, "status", None)) == "skipped":
+            if getattr(scenario, "should_skip", False):  # (status is computed: slower)
                 # Skipped before anything ran: deselected by a file:line location (behave
                 # marks the others skipped; behavex selects scenarios this way).
                 scenario._bstack_deselected = True

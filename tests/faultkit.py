@@ -263,12 +263,20 @@ def uploader_pids(run_dir: Path) -> list[int]:
 
 
 def pid_gone(pid: int) -> bool:
-    """True once pid has exited (a zombie counts as gone)."""
+    """True once every thread of pid has exited (a zombie counts as gone).  The main
+    thread turns zombie before the other threads have released the files (and locks)."""
     try:
-        status = Path(f"/proc/{pid}/stat").read_text()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return True
-    return status.rsplit(")", 1)[1].split()[0] == "Z"
+    for task in tasks:
+        try:
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            return False
+    return True
 
 
 def kill_pid(pid: int, signum: int = signal.SIGKILL) -> None:
