@@ -147,7 +147,84 @@ def step_text(step) -> str:
     return name + ("\n" + "\n".join(extra) if extra else "")
 
 
+class GherkinSource:
+    """The scenario's Gherkin as written in its file: its Background(s), tags, steps,
+    tables, doc strings and comments; for an outline row, the whole outline plus a line with
+    the row's values.  Read once per feature file and sliced by the model's line numbers;
+    anything the file does not give back (an unreadable file) is rebuilt from the model."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[list[str], list[int]]] = {}
+        self._blocks: dict[tuple[str, int], str] = {}
+
+    def index_feature(self, feature) -> None:
+        filename = str(getattr(feature, "filename", "") or "")
+        if not filename or filename in self._files:
+            return
+        try:
+            with open(filename, encoding="utf-8-sig") as handle:
+                lines = handle.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            return
+        starts = set()
+        stack = [feature]
+        while stack:
+            node = stack.pop()
+            background = getattr(node, "background", None)
+            if background is not None and getattr(background, "line", None):
+                starts.add(background.line)
+            for item in getattr(node, "run_items", None) or getattr(node, "scenarios", None) or ():
+                if getattr(item, "line", None):
+                    starts.add(item.line)
+                if type(item).__name__ == "Rule":
+                    stack.append(item)
+        self._files[filename] = (lines, sorted(starts))
+
+    def _block(self, filename: str, line: int) -> str | None:
+        key = (filename, line)
+        if key in self._blocks:
+            return self._blocks[key]
+        known = self._files.get(filename)
+        if known is None or not line:
+            return None
+        lines, starts = known
+        begin = line - 1
+        while begin > 0 and lines[begin - 1].lstrip().startswith("@"):
+            begin -= 1  # the block's tags
+        later = [s for s in starts if s > line]
+        end = (later[0] - 1) if later else len(lines)
+        while end > begin and lines[end - 1].lstrip().startswith("@"):
+            end -= 1  # the next block's tags
+        while end > begin and not lines[end - 1].strip():
+            end -= 1
+        text = "\n".join(lines[begin:end])
+        self._blocks[key] = text
+        return text
+
+    def code(self, scenario) -> str:
+        filename = str(getattr(scenario, "filename", "") or "")
+        template = getattr(scenario, "parent", None)
+        row = outline_row(scenario)
+        if row is not None and type(template).__name__ != "ScenarioOutline":
+            template = None
+        own = self._block(filename, getattr(template if row is not None else scenario, "line", 0))
+        if own is None or (row is not None and template is None):
+            return gherkin_code(scenario)
+        parts = []
+        for container in (getattr(scenario, "feature", None), rule_of(scenario)):
+            background = getattr(container, "background", None)
+            if background is not None:
+                text = self._block(filename, getattr(background, "line", 0))
+                if text:
+                    parts.append(text)
+        if row is not None:
+            parts.append("# Examples row: " + ", ".join(f"{k}={v}" for k, v in row.items()))
+        parts.append(own)
+        return "\n".join(parts)
+
+
 def gherkin_code(scenario) -> str:
+    """The scenario rebuilt from behave's model (when its file cannot be read)."""
     lines: list[str] = []
     tags = getattr(scenario, "tags", ())
     if tags:

@@ -19,6 +19,7 @@ class Payloads:
         self.environment = dict(environment or {})
         self._names: dict[int, str] = {}
         self._paths: dict[str, tuple[str, str | None]] = {}
+        self.source = mapping.GherkinSource()
 
     # -- tests ------------------------------------------------------------------
     def index_feature(self, feature) -> None:
@@ -38,6 +39,7 @@ class Payloads:
                 name = f"{base} #{count}"
             taken.add(name)
             self._names[id(scenario)] = name
+        self.source.index_feature(feature)
 
     def name_of(self, scenario) -> str:
         name = self._names.get(id(scenario))
@@ -71,7 +73,7 @@ class Payloads:
             "scopes": mapping.scopes_of(scenario, feature, file_name),
             "tags": mapping.tags_of(scenario, feature),
             "location": f"{file_name}:{getattr(scenario, 'line', 0)}",
-            "body": {"lang": "gherkin", "code": mapping.gherkin_code(scenario)},
+            "body": {"lang": "gherkin", "code": self.source.code(scenario)},
         }
         if vc_path:
             body["vc_filepath"] = vc_path

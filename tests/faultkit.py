@@ -53,6 +53,13 @@ def step_fails(context):
     raise AssertionError("expected failure")
 
 
+@given("an attachment")
+def step_attachment(context):
+    import behave_bstack
+
+    behave_bstack.attach(context, b"attached-bytes", name="note.txt")
+
+
 @given("the run blocks")
 def step_blocks(context):
     # Tell the test we got here, then wait to be killed or interrupted.
@@ -88,15 +95,17 @@ def write_suite(
     block_step: int | None = None,
     block_hook: int | None = None,
     names: dict[int, str] | None = None,
+    attach: Iterable[int] = (),
 ) -> Path:
     """Write root/features with `scenarios` trivial scenarios spread over `features` files.
 
     Scenario i is called scenario_name(i) (or names[i]) and prints "out-<i>"; those in
     `failing` fail; `block_step`/`block_hook` name the scenario whose step / before_scenario
     hook writes $FAULTKIT_MARKER and then sleeps (so a test can kill behave there).
-    With hooks=True a before_scenario hook prints "hook-<name>" for every scenario.
+    With hooks=True a before_scenario hook prints "hook-<name>" for every scenario; the
+    scenarios in `attach` attach a small text file.
     Returns root (the directory to run behave in)."""
-    failing = set(failing)
+    failing, attach = set(failing), set(attach)
     names = names or {}
     folder = root / "features"
     (folder / "steps").mkdir(parents=True, exist_ok=True)
@@ -111,6 +120,8 @@ def write_suite(
                 lines.append("  @block_hook")
             lines.append(f"  Scenario: {names.get(i, scenario_name(i))}")
             lines.append(f"    Given step {i} passes")
+            if i in attach:
+                lines.append("    And an attachment")
             if i == block_step:
                 lines.append("    And the run blocks")
             if i in failing:
