@@ -124,8 +124,8 @@ class Delivery:
         self.build_finish_journaled = False
         self.stopping = threading.Event()
         self.tally = Tally()
-        self._results: queue.Queue[Outcome] = queue.Queue()
-        self._work: queue.Queue[tuple | None] = queue.Queue()
+        self._results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self.open_runs: dict[str, dict] = {}  # ref -> start event, until its finish is journaled
 

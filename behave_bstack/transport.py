@@ -92,11 +92,18 @@ class Transport:
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": "behave-bstack",
+            "Connection": "keep-alive",
         }
         self._ssl = None
         if self.scheme == "https":
             self._ssl = ssl.create_default_context(cafile=ca_bundle or None)
         self.proxy = self._choose_proxy(https_proxy, http_proxy, no_proxy)
+        default_port = 443 if self.scheme == "https" else 80
+        self.host_header = self.host if self.port == default_port else f"{self.host}:{self.port}"
+        if ":" in self.host and not self.host.startswith("["):
+            self.host_header = f"[{self.host}]" + (
+                "" if self.port == default_port else f":{self.port}"
+            )
         self._local = threading.local()
 
     def __repr__(self) -> str:  # never show the Authorization header
@@ -155,8 +162,12 @@ class Transport:
         payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         conn = getattr(self._local, "conn", None)
         fresh = conn is None
-        if fresh:
-            conn = self._local.conn = self._connect()
+        try:
+            if fresh:
+                conn = self._local.conn = _Wire(self._connect())
+        except Exception as exc:  # noqa: BLE001 - explained below
+            self.drop_connection()
+            raise self._explain(exc) from None
         try:
             return self._send(conn, method, path, payload)
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
@@ -164,8 +175,8 @@ class Transport:
             if fresh:
                 raise self._explain(exc) from None
             # A kept-alive connection the server had closed: one immediate retry on a new one.
-            conn = self._local.conn = self._connect()
             try:
+                conn = self._local.conn = _Wire(self._connect())
                 return self._send(conn, method, path, payload)
             except Exception as exc2:  # noqa: BLE001 - every failure is explained below
                 self.drop_connection()
@@ -174,21 +185,21 @@ class Transport:
             self.drop_connection()
             raise self._explain(exc) from None
 
-    def _send(self, conn, method: str, path: str, payload: bytes | None) -> Response:
+    def _send(self, conn: _Wire, method: str, path: str, payload: bytes | None) -> Response:
         url = self.prefix + path
         if self.proxy and self.scheme == "http":
             url = f"http://{self.host}:{self.port}{url}"
-        headers = (
-            self._headers
-            if payload is not None
-            else {k: v for k, v in self._headers.items() if k != "Content-Type"}
-        )
-        conn.request(method, url, body=payload, headers=headers)
-        raw = conn.getresponse()
-        data = raw.read()
-        if raw.will_close:
+        lines = [f"{method} {url} HTTP/1.1", f"Host: {self.host_header}"]
+        lines.extend(f"{k}: {v}" for k, v in self._headers.items())
+        if payload is not None:
+            lines.append(f"Content-Length: {len(payload)}")
+        else:
+            lines = [line for line in lines if not line.startswith("Content-Type")]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        response, keep_alive = conn.exchange(head + payload if payload else head)
+        if not keep_alive:
             self.drop_connection()
-        return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, data)
+        return response
 
     def drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -236,3 +247,84 @@ class Transport:
 
     def close(self) -> None:
         self.drop_connection()
+
+
+class _Wire:
+    """One kept-alive connection.  http.client opens it (TCP, the proxy tunnel, TLS); each
+    request and answer then goes over the socket directly: one send per request and a small
+    parser, because http.client's per-call machinery (email-style header parsing, several
+    sends) costs more CPU than the rest of a call together."""
+
+    def __init__(self, conn: http.client.HTTPConnection) -> None:
+        conn.connect()
+        self.conn = conn
+        self.sock = conn.sock
+        self.buffer = bytearray()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _fill(self) -> int:
+        data = self.sock.recv(65536)
+        self.buffer += data
+        return len(data)
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while True:
+            index = self.buffer.find(marker)
+            if index >= 0:
+                line = bytes(self.buffer[:index])
+                del self.buffer[: index + len(marker)]
+                return line
+            if len(self.buffer) > 65536:
+                raise http.client.LineTooLong("header")
+            if not self._fill():
+                if not self.buffer:
+                    raise http.client.RemoteDisconnected("closed without an answer")
+                raise http.client.IncompleteRead(bytes(self.buffer))
+
+    def _read_exact(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not self._fill():
+                raise http.client.IncompleteRead(bytes(self.buffer), size - len(self.buffer))
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def _read_head(self) -> tuple[int, dict[str, str]]:
+        head = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        parts = head[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise http.client.BadStatusLine(head[0][:100])
+        headers = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return int(parts[1]), headers
+
+    def exchange(self, request: bytes) -> tuple[Response, bool]:
+        """Send a request; return the answer and whether the connection stays usable."""
+        self.sock.sendall(request)
+        status, headers = self._read_head()
+        while 100 <= status < 200:  # 100 Continue and friends: the answer follows
+            status, headers = self._read_head()
+        keep_alive = headers.get("connection", "").lower() != "close"
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self._read_until(b"\r\n").split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self._read_until(b"\r\n"):
+                        pass  # trailers, up to the empty line
+                    break
+                chunks.append(self._read_exact(size))
+                self._read_until(b"\r\n")
+            body = b"".join(chunks)
+        elif "content-length" in headers:
+            body = self._read_exact(int(headers["content-length"]))
+        else:
+            while self._fill():
+                pass
+            body, keep_alive = bytes(self.buffer), False
+            self.buffer.clear()
+        return Response(status, headers, body), keep_alive
