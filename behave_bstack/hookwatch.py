@@ -92,3 +92,27 @@ def _wrap(name: str, func: Callable, on_call: Callable) -> Callable:
 
     hook.__bstack_wrapped__ = True
     return hook
+
+
+def watch_cleanups(runner, on_error: Callable) -> bool:
+    """Hear about failing context.add_cleanup() functions.  behave 1.3 keeps only captured
+    text of them and 1.2.6 prints them to stdout, so the exception itself is taken here,
+    from behave's on_cleanup_error handler (looked up on the context in both versions),
+    before behave's own handler runs as usual."""
+    context = getattr(runner, "context", None)
+    setter = getattr(context, "_set_root_attribute", None)
+    if context is None or setter is None:
+        return False
+    try:
+        previous = context.on_cleanup_error
+    except AttributeError:
+        previous = type(context).print_cleanup_error
+
+    def on_cleanup_error(ctx, cleanup_func, exception):
+        try:
+            on_error(cleanup_func, exception)
+        finally:
+            previous(ctx, cleanup_func, exception)
+
+    setter("on_cleanup_error", on_cleanup_error)
+    return True

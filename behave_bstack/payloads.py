@@ -91,7 +91,10 @@ class Payloads:
         failures = step_failures + [{"backtrace": lines} for lines in run.hook_failures]
         status = mapping.status_name(getattr(scenario, "status", None))
         result = getattr(run, "forced_result", None) or mapping.test_result(status)
-        if status == "cleanup_error":
+        if run.cleanup_failures:
+            failures.extend({"backtrace": lines} for lines in run.cleanup_failures)
+            result = "failed"
+        elif status == "cleanup_error":
             failures.append({"backtrace": cleanup_failure(scenario)})
         if failures and result != "failed" and run.hook_failures:
             result = "failed"  # a hook failed even though behave did not say so

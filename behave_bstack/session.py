@@ -13,7 +13,7 @@ from . import __version__, api, ci, coordination, host, journal, vcs
 from .capture import OutputCapture
 from .clock import Clock
 from .config import Settings, load_settings
-from .hookwatch import install
+from .hookwatch import install, watch_cleanups
 from .outbox import Outbox
 from .payloads import Payloads
 from .summary import offline_line, summary_lines
@@ -80,6 +80,9 @@ class ReportingSession:
         self._journal_start(repo_root)
         if runner is not None:
             install(runner, self.tracker.on_hook)
+            watch_cleanups(
+                runner, lambda func, exc: self.tracker.guard(self.tracker.cleanup_failed, func, exc)
+            )
         if settings.logs:
             self.tracker.capture = OutputCapture(self.tracker.current_sink, self.clock.epoch_ms)
             self.tracker.capture.install()

@@ -61,6 +61,7 @@ class TestRun:
     step_hook_failures: dict[int, list[str]] = field(default_factory=dict)
     metadata: dict[str, list[str]] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+    cleanup_failures: list[list[str]] = field(default_factory=list)
     forced_result: str | None = None
     steps: list = field(default_factory=list)
 
@@ -252,6 +253,15 @@ class Tracker:
         self.counts["logs"] += len(drafts)
         for start in range(0, len(drafts), LOGS_PER_CALL):
             self.outbox.emit("logs", {"logs": drafts[start : start + LOGS_PER_CALL]})
+
+    def cleanup_failed(self, cleanup_func, exc: BaseException) -> None:
+        """A context.add_cleanup() function of the running scenario raised."""
+        if self.current is None:
+            return
+        name = getattr(cleanup_func, "__name__", None) or repr(cleanup_func)
+        lines = mapping.describe_exception(exc)
+        lines[0] = f"CLEANUP-ERROR in {name}: {lines[0]}"
+        self.current.cleanup_failures.append(lines)
 
     # -- what user code adds (api.py) -------------------------------------------
     def _extras_target(self) -> dict | None:

@@ -7,7 +7,6 @@ so that a test can state "everything arrived exactly once" in one call.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -167,8 +166,7 @@ def bstack_env(server: Any, journal_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _umask_022() -> None:
-    os.umask(0o022)  # file-mode assertions must not depend on the caller's umask
+UMASK = 0o022  # file-mode assertions must not depend on the caller's umask
 
 
 def behave_cmd(*args: str, formatter: str = FORMATTER) -> list[str]:
@@ -193,7 +191,7 @@ def run_behave(
         encoding="utf-8",
         errors="replace",
         timeout=timeout,
-        preexec_fn=_umask_022,
+        umask=UMASK,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - began)
 
@@ -219,7 +217,7 @@ class Spawned:
                 env=clean_env(env),
                 stdout=out,
                 stderr=err,
-                preexec_fn=_umask_022,
+                umask=UMASK,
             )
         self.began = time.monotonic()
 
@@ -695,7 +693,3 @@ def write_journal(
         writer.append("end")
     writer.close()
     return Path(run_dir)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))

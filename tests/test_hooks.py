@@ -40,15 +40,6 @@ FEATURE_NAMES = {
 }
 ENV_FILE = "features/environment.py"
 
-CLEANUP_126_BUG = (
-    "behave 1.2.6 gives a failing context cleanup plain status 'failed' with no "
-    "error_message and prints 'CLEANUP-ERROR in <func>' to the real stdout (not into "
-    "scenario.captured), so payloads.test_finish() falls back to ['Scenario failed']. "
-    "Fix in tracker/hookwatch: wrap runner.context.on_cleanup_error (1.2.6 and 1.3 call "
-    "getattr(context, 'on_cleanup_error', print_cleanup_error)) to record the exception "
-    "on the current TestRun, then delegate to behave's printer."
-)
-
 
 def _hook_lines() -> dict[str, int]:
     """The `def` line of every hook in features/environment.py, read independently."""
@@ -205,7 +196,6 @@ def test_a_failing_after_hook_fails_a_test_whose_steps_passed(
     assert_others_unchanged(run, TARGET)
 
 
-@pytest.mark.xfail(not BEHAVE_13, strict=True, reason=CLEANUP_126_BUG)
 def test_a_failing_cleanup_fails_a_test_whose_steps_passed(tra_server, shop: Path) -> None:
     run = Run(tra_server, shop, "fail_cleanup=1")
     assert run.failed_hooks() == []  # a cleanup is no hook
@@ -376,7 +366,6 @@ def test_behave_126_before_feature_failure(tra_server, shop: Path) -> None:
 
 
 @needs_126
-@pytest.mark.xfail(strict=True, reason=CLEANUP_126_BUG)
 def test_behave_126_cleanup_failure_names_the_cleanup(tra_server, shop: Path) -> None:
     run = Run(tra_server, shop, "fail_cleanup=1", python=VENV126_PYTHON)
     finish = run.tests[TARGET].finish
