@@ -112,6 +112,8 @@ class Delivery:
         self.deferred: list[int] = []  # build finishes waiting for everything else
         self.in_flight: set[int] = set()
         self.pause_until = 0.0
+        self.pause_set_at = float("-inf")
+        self.sent_at: dict[int, float] = {}
         self.consecutive_failures = 0
         self.ended = False  # the writer closed the run (an "end" event)
         self.finish_left = False
@@ -237,7 +239,17 @@ class Delivery:
                 break
             self.step()
 
-    def shutdown(self) -> None:
+    def shutdown(self, drain: float = 5.0) -> None:
+        """Stop.  Answers to calls still in flight are awaited (up to `drain` seconds) and
+        recorded: the server acts on them, and an unrecorded one would be sent again."""
+        deadline = time.monotonic() + drain
+        while self.in_flight and time.monotonic() < deadline:
+            try:
+                self._settle(
+                    self._results.get(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+                )
+            except queue.Empty:
+                pass
         for _ in self._workers:
             self._work.put(None)
         if self.ack_log is not None:
@@ -261,8 +273,13 @@ class Delivery:
                 continue
             verdict = self._blocked_by(event)
             if verdict is None:
+                item = self._prepare(seq, event)
+                if event["op"] == "logs" and not item[3].get("logs"):
+                    self._fail(seq, event, None, "its test or hook run was refused", quiet=True)
+                    continue
                 self.in_flight.add(seq)
-                self._work.put(self._prepare(seq, event))
+                self.sent_at[seq] = time.monotonic()
+                self._work.put(item)
             elif verdict == DEFER:
                 self.deferred.append(seq)
             elif verdict.startswith("@"):
@@ -373,6 +390,7 @@ class Delivery:
     def _settle(self, outcome: Outcome) -> None:
         seq = outcome.seq
         self.in_flight.discard(seq)
+        sent = self.sent_at.pop(seq, None)
         event = self.events.get(seq)
         if event is None:
             return
@@ -384,7 +402,7 @@ class Delivery:
                 self._stop(str(error), error.kind)
                 self.ready.append(seq)
             else:
-                self._retry(seq, str(error))
+                self._retry(seq, str(error), sent=sent)
             return
         status = response.status
         if 200 <= status < 300:
@@ -397,7 +415,7 @@ class Delivery:
             )
             self.ready.append(seq)
         elif status in (408, 429) or status >= 500:
-            self._retry(seq, f"HTTP {status} {response.message()}", retry_after(response))
+            self._retry(seq, f"HTTP {status} {response.message()}", retry_after(response), sent)
         else:
             self._fail(seq, event, status, f"HTTP {status}: {response.message()}")
 
@@ -427,7 +445,10 @@ class Delivery:
         if op == "logs":
             self.tally.log_entries += len(body.get("logs") or [])
 
-    def _fail(self, seq: int, event: dict, status: int | None, reason: str) -> None:
+    def _fail(
+        self, seq: int, event: dict, status: int | None, reason: str, quiet: bool = False
+    ) -> None:
+        """Refused for good.  quiet: a consequence of another refusal, already explained."""
         op, ref = event["op"], event.get("ref")
         if op in STARTS and ref:
             self._known(ref, FAILED)
@@ -435,20 +456,28 @@ class Delivery:
             self.ack_log.record(seq, ok=False, status=status, error=reason)
         self.events.pop(seq, None)
         self.tally.count(self.tally.failed, op)
-        if len(self.tally.reasons) < 10:
+        if not quiet and len(self.tally.reasons) < 10:
             self.tally.reasons.append(f"{op} {describe(event)}: {reason}")
         log.warning("bstack: %s %s not accepted: %s", op, describe(event), reason)
 
-    def _retry(self, seq: int, reason: str, after: float | None = None) -> None:
+    def _retry(
+        self, seq: int, reason: str, after: float | None = None, sent: float | None = None
+    ) -> None:
         self.tally.retries += 1
         attempts = self.attempts[seq] = self.attempts.get(seq, 0) + 1
-        self.consecutive_failures += 1
-        if after is None:
-            step = min(
-                self.backoff_cap, self.backoff_base * 2 ** min(self.consecutive_failures, 16)
-            )
-            after = random.uniform(step / 2, step)
-        self.pause_until = max(self.pause_until, time.monotonic() + after)
+        now = time.monotonic()
+        # Calls sent before the current pause began fail for the same reason: one outage,
+        # one backoff step, however many calls were in flight.
+        if (now if sent is None else sent) >= self.pause_set_at:
+            self.consecutive_failures += 1
+            if after is None:
+                step = min(
+                    self.backoff_cap, self.backoff_base * 2 ** min(self.consecutive_failures, 16)
+                )
+                after = random.uniform(step / 2, step)
+        if after is not None:
+            self.pause_until = max(self.pause_until, now + after)
+            self.pause_set_at = now
         log.debug("bstack: retrying seq %s in %.2fs: %s", seq, after, reason)
         self.ready.appendleft(seq)
         if self.max_attempts is not None and attempts >= self.max_attempts:

@@ -43,11 +43,41 @@ def _dumps(record: dict) -> bytes:
 
 
 def make_private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Every directory this creates is owner-only (mkdir(parents=True) would give the
+    parents the default mode, letting others list run ids)."""
+    missing = []
+    path = Path(path)
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
     return os.open(path, flags, 0o600)
+
+
+def open_for_append(path: Path) -> int:
+    """Append to a JSON-lines file; if a crash left its last line torn, end that line
+    first, so that the next record is not glued to it and lost with it."""
+    fd = open_private(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.write(fd, b"\n")
+    return fd
+
+
+def private_file(path: Path) -> Path:
+    """Create an empty owner-only file (for handlers that open by name, e.g. logging)."""
+    os.close(open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT))
+    return path
 
 
 class JournalWriter:
@@ -122,7 +152,7 @@ class AckLog:
 
     def __init__(self, directory: Path) -> None:
         self.path = Path(directory) / ACKS
-        self._fd = open_private(self.path)
+        self._fd = open_for_append(self.path)
         self._pending: list[bytes] = []
 
     def record(self, seq: int, **fields) -> None:
@@ -169,7 +199,7 @@ class Appender:
     """Adds events to a journal whose writer is gone (closing interrupted runs)."""
 
     def __init__(self, directory: Path, last_seq: int) -> None:
-        self._fd = open_private(Path(directory) / EVENTS)
+        self._fd = open_for_append(Path(directory) / EVENTS)
         self._seq = last_seq
 
     def append(self, record: dict) -> int:

@@ -48,7 +48,7 @@ class Outbox:
     def start_uploader(self, options: dict) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
-        with open(self.run_dir / "uploader.err", "ab") as err:
+        with os.fdopen(journal.open_private(self.run_dir / "uploader.err"), "ab") as err:
             self.uploader = subprocess.Popen(
                 [sys.executable, "-m", "behave_bstack.uploader", str(self.run_dir)],
                 stdin=subprocess.PIPE,

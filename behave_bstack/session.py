@@ -97,7 +97,8 @@ class ReportingSession:
         logger.propagate = False
         logger.handlers[:] = [logging.NullHandler()]
         if self.settings.debug:
-            handler = logging.FileHandler(self.outbox.run_dir / "debug.log", encoding="utf-8")
+            debug_log = journal.private_file(self.outbox.run_dir / "debug.log")
+            handler = logging.FileHandler(debug_log, encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             logger.addHandler(handler)
             logger.setLevel(logging.DEBUG)

@@ -71,7 +71,7 @@ def follow(run_dir: Path, options: dict) -> dict:
             # The keeper of a shared build: finish it once every process of the run is gone.
             delivery.run_until(time.monotonic() + KEEPER_LIMIT)
     finally:
-        delivery.shutdown()
+        delivery.shutdown(drain=4.0)  # behave waits 5 s after asking us to stop
     report = delivery.report()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     report["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
@@ -115,7 +115,7 @@ def deliver_journal(run_dir: Path, options: dict, timeout: float, max_attempts: 
             delivery.close_interrupted(INTERRUPTED)
         delivery.run_until(time.monotonic() + timeout)
     finally:
-        delivery.shutdown()
+        delivery.shutdown(drain=float(options.get("request_timeout", 15)))
     report = delivery.report()
     journal.write_report(run_dir, report)
     return report
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if lock is None:
         return 0  # someone else is delivering this journal
     level = logging.DEBUG if options.get("debug") else logging.WARNING
-    handler = logging.FileHandler(run_dir / "upload.log", encoding="utf-8")
+    handler = logging.FileHandler(journal.private_file(run_dir / "upload.log"), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("behave_bstack")
     logger.addHandler(handler)

@@ -41,7 +41,7 @@ def test_defaults(tmp_path):
     assert s.build_identifier is None and s.build_run_identifier is None
     assert s.build_hashed_id is None and s.build_tags == ()
     assert s.journal_dir == os.path.join(str(tmp_path), ".behave-bstack", "journal")
-    assert (s.flush_timeout, s.request_timeout, s.concurrency) == (30.0, 15.0, 16)
+    assert (s.flush_timeout, s.request_timeout, s.concurrency) == (30.0, 15.0, 32)
     assert s.logs is True and s.step_hooks == "failed" and s.report_excluded is False
     assert s.http_proxy is s.https_proxy is s.no_proxy is s.ca_bundle is None
     assert s.environment == {} and s.debug is False and s.config_file is None
@@ -457,7 +457,7 @@ def test_every_documented_key_is_known(tmp_path):
         ("flush_timeout", "-1", "zero or more (using 30)", lambda s: s.flush_timeout, 30.0),
         ("flush_timeout", "nan", "zero or more (using 30)", lambda s: s.flush_timeout, 30.0),
         ("request_timeout", "0", "more than zero (using 15)", lambda s: s.request_timeout, 15.0),
-        ("concurrency", "lots", "is not a whole number (using 16)", lambda s: s.concurrency, 16),
+        ("concurrency", "lots", "is not a whole number (using 32)", lambda s: s.concurrency, 32),
         ("concurrency", "0", "is outside 1..64 (using 1)", lambda s: s.concurrency, 1),
         ("concurrency", "500", "is outside 1..64 (using 64)", lambda s: s.concurrency, 64),
         ("logs", "maybe", "is not a yes/no value", lambda s: s.logs, True),

@@ -326,17 +326,6 @@ def test_one_payload_refused_with_422(srv, tmp_path):
     assert report["pending"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "delivery.py Delivery._resolve (list branch) drops the log entries of a refused test "
-        "but still sends the logs call, now with 'logs': [] -> the server answers 422 "
-        "('logs' needs at least one entry), a second, misleading refusal in the summary. "
-        "Fix: in _blocked_by/_dispatch, fail a 'logs' event whose entries all point at "
-        "FAILED runs (reason 'its test/hook start was refused') without sending it, and "
-        "drop only the dead entries from mixed ones."
-    ),
-)
 def test_logs_of_a_refused_test_are_not_sent_empty(srv, tmp_path):
     root = fk.write_suite(tmp_path, 5, names={2: "scenario REJECT-ME"})
     srv.faults.reject("REJECT-ME", op="test_start")
@@ -496,18 +485,6 @@ def test_max_attempts_stops_then_a_later_upload_resumes(srv, tmp_path):
     fk.assert_exactly_once(srv, run_dir, min_tests=5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "delivery.py Delivery._retry: consecutive_failures grows by one per failed CALL, "
-        "so one outage that fails the 16 calls in flight counts as 16 consecutive failures "
-        "and sets a pause of uniform(15, 30) s (backoff_base * 2**16, capped at 30): a 1 s "
-        "blip stalls delivery past behave's flush deadline. Fix: escalate once per round, "
-        "e.g. only bump consecutive_failures when the failed call was dispatched after the "
-        "current pause was set (remember the dispatch time per seq), or when "
-        "time.monotonic() >= self.pause_until."
-    ),
-)
 def test_one_burst_of_concurrent_failures_is_one_backoff_step(srv, tmp_path):
     run_dir = fk.write_journal(tmp_path / "run", tests=20)
     srv.faults.fail(503, count=16, op="test_start")
@@ -523,18 +500,6 @@ def test_one_burst_of_concurrent_failures_is_one_backoff_step(srv, tmp_path):
     assert time.monotonic() - began < 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "delivery.py Delivery.run_until/shutdown and uploader.py deliver_journal/follow: when "
-        "delivery stops (max_attempts, 401, fatal error, deadline, SIGTERM) the calls still "
-        "in flight are abandoned: the server processes them but no ack is written, so the "
-        "next upload sends them again (duplicate log entries; a duplicate start leaves an "
-        "unfinished run). Fix: after the loop ends, stop dispatching but keep settling "
-        "in-flight outcomes (record their acks) for up to the request timeout before "
-        "shutdown()."
-    ),
-)
 def test_calls_in_flight_when_delivery_stops_are_not_repeated(srv, tmp_path):
     run_dir = fk.write_journal(tmp_path / "run", tests=5, hooks=False)
     srv.faults.latency(300, path=r"/logs$")  # the logs are in flight when a finish fails

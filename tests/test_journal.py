@@ -88,17 +88,6 @@ def test_appender_continues_the_sequence(tmp_path):
     assert fk.events(run_dir)[-1] == {"op": "end", "seq": last + 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "journal.py Appender.__init__/append: after a crash that left a torn last line "
-        "(which the module docstring allows), the first appended record is written on the "
-        "same line, so readers skip both and the first 'Interrupted' finish that "
-        "close_interrupted() journals is lost (that run stays open on the dashboard). "
-        "Fix: on opening, if the file is non-empty and does not end with b'\\n', write "
-        "b'\\n' first."
-    ),
-)
 def test_appender_after_a_torn_last_line(tmp_path):
     run_dir = fk.write_journal(tmp_path / "run", tests=1, ended=False)
     last = fk.events(run_dir)[-1]["seq"]
@@ -110,15 +99,6 @@ def test_appender_after_a_torn_last_line(tmp_path):
     assert fk.events(run_dir)[-1] == {"op": "end", "seq": last + 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "journal.py AckLog.__init__: an uploader killed mid-write leaves a torn last line in "
-        "acks.jsonl; the next uploader appends its first ack on that same line, the line is "
-        "unreadable, and that call is sent again by every later upload (a duplicate). Fix: "
-        "as for Appender, start on a fresh line when the file does not end with b'\\n'."
-    ),
-)
 def test_ack_log_after_a_torn_last_line(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / journal.ACKS).write_bytes(b'{"seq":1,"ok":true}\n{"seq":2,"o')

@@ -216,7 +216,7 @@ def test_flush_deadline_is_kept_and_upload_completes_later(srv, tmp_path):
     report = fk.deliver(run_dir, fk.options_for(srv))
     assert report["pending"] == 0 and report["stopped"] is None
     # The upload delivered the whole run into one build, finished once.  (A call that
-    # was in flight at the deadline may exist twice: see the xfail below.)
+    # was in flight at the deadline is recorded before the uploader exits: see the test below.)
     complete = [b for b in srv.state.builds.values() if b.finish_count]
     assert len(complete) == 1
     exp = fk.expected_from(run_dir)
@@ -227,19 +227,6 @@ def test_flush_deadline_is_kept_and_upload_completes_later(srv, tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "outbox.py Outbox.close + uploader.py follow(): at the flush deadline behave "
-        "SIGTERMs the uploader, which exits at once, abandoning the calls in flight; the "
-        "server still processes them (here build_start, answered after 2 s), no ack is "
-        "written, and the later upload starts a second build, leaving the first one "
-        "unfinished for ever. Fix: on SIGTERM let the uploader settle the calls already "
-        "in flight (bounded by the request timeout) before writing its report, or leave "
-        "the uploader running detached after the deadline (it already has its own "
-        "session) instead of terminating it."
-    ),
-)
 def test_calls_in_flight_at_the_flush_deadline_are_not_repeated(srv, tmp_path):
     root = fk.write_suite(tmp_path, 5)
     _, run_dir = slow_server_run(srv, root)

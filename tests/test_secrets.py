@@ -224,22 +224,10 @@ def test_journal_files_and_run_directory_are_owner_only(srv, tmp_path):
     run_dir = fk.only_run_dir(root / "journal")
     names = {p.name for p in run_dir.rglob("*")}
     assert {"events.jsonl", "acks.jsonl", "report.json", "attachments"} <= names
-    skip = {"upload.log", "uploader.err"}  # see the xfail below
-    loose = [p for p in private_paths(run_dir) if p.split()[0] not in skip]
+    loose = private_paths(run_dir)
     assert loose == [], loose
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "outbox.py Outbox.start_uploader opens run_dir/'uploader.err' with open(..., 'ab') "
-        "and uploader.py main() creates run_dir/'upload.log' with logging.FileHandler: both "
-        "get 0o644 under the usual umask (the run directory is 0o700, so only a later copy "
-        "or a loosened parent exposes them). Fix: create both with "
-        "journal.open_private(path) (os.open mode 0o600) and wrap the fd (os.fdopen / a "
-        "StreamHandler on it) instead of open()/FileHandler."
-    ),
-)
 def test_uploader_log_files_are_owner_only(srv, tmp_path):
     root = fk.write_suite(tmp_path, 2)
     fk.run_behave(root, fk.bstack_env(srv, root / "journal", BSTACK_DEBUG="1"))
@@ -248,15 +236,6 @@ def test_uploader_log_files_are_owner_only(srv, tmp_path):
     assert private_paths(run_dir) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "journal.py make_private_dir: Path.mkdir(parents=True, mode=0o700) applies the mode "
-        "to the last directory only; the journal root it creates (BSTACK_JOURNAL_DIR, "
-        "default .behave-bstack/journal) gets 0o755, so anyone can list the run ids. Fix: "
-        "create missing parents one by one with mode 0o700 (only those that did not exist)."
-    ),
-)
 def test_journal_root_created_owner_only(tmp_path):
     root = fk.write_suite(tmp_path, 1)
     fk.run_behave(root, {"BSTACK_JOURNAL_DIR": str(root / "new" / "journal")})
