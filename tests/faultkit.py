@@ -22,12 +22,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from helpers import clean_env, server_env
+
 from behave_bstack import journal
 from behave_bstack.uploader import deliver_journal
 
 FORMATTER = "behave_bstack:BstackFormatter"
-_OWN_PREFIXES = ("BROWSERSTACK_", "BSTACK_")
-_PROXY_VARS = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 
 # --- suites -------------------------------------------------------------------------------
 
@@ -141,29 +141,9 @@ class Run:
     seconds: float
 
 
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """os.environ without BrowserStack, bstack or proxy settings, then `extra`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(_OWN_PREFIXES) and k.lower() not in _PROXY_VARS
-    }
-    env.update(extra or {})
-    return env
-
-
 def bstack_env(server: Any, journal_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a run that reports to `server` and journals in `journal_dir`."""
-    env = {
-        "BROWSERSTACK_USERNAME": server.username,
-        "BROWSERSTACK_ACCESS_KEY": server.access_key,
-        "BROWSERSTACK_API_URL": server.url,
-        "BSTACK_JOURNAL_DIR": str(journal_dir),
-        "BSTACK_FLUSH_TIMEOUT": "20",
-        "BSTACK_REQUEST_TIMEOUT": "5",
-    }
-    env.update(extra)
-    return env
+    return server_env(server, journal_dir, **{"BSTACK_REQUEST_TIMEOUT": "5", **extra})
 
 
 UMASK = 0o022  # file-mode assertions must not depend on the caller's umask

@@ -40,9 +40,16 @@ class BehaveRun(NamedTuple):
     stderr: str
 
 
+_PROXY_VARS = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
+
+
 def clean_env(env_extra: dict[str, str] | None = None) -> dict[str, str]:
-    """os.environ without any BrowserStack/bstack setting, then env_extra on top."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
+    """os.environ without any BrowserStack/bstack or proxy setting, then env_extra on top."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_OWN_PREFIXES) and k.lower() not in _PROXY_VARS
+    }
     env.update(env_extra or {})
     return env
 
