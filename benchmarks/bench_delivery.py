@@ -185,6 +185,7 @@ def main() -> None:
         "--big", type=int, default=20000, help="scenarios for the memory run (0: skip)"
     )
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-rate-limit", action="store_true")
     args = parser.parse_args()
 
     print(
@@ -244,6 +245,35 @@ def main() -> None:
                 )
                 print(
                     "    " + " / ".join(line.strip() for line in result["stderr"].splitlines()[:3])
+                )
+            finally:
+                server.terminate()
+                server.wait()
+
+        if not args.skip_rate_limit:
+            # BrowserStack's documented per-IP limit: every call must still arrive once.
+            server, url = start_server()
+            try:
+                body = json.dumps({"rate_limit": {"rps": 160}}).encode()
+                urllib.request.urlopen(
+                    urllib.request.Request(
+                        url + "/_emulator/faults",
+                        data=body,
+                        method="POST",
+                        headers={"Content-Type": "application/json"},
+                    )
+                )
+                env = {**live_env, "BROWSERSTACK_API_URL": url}
+                result = run_behave(work, FORMATTER, env)
+                state = server_state(url)
+                tests = (
+                    state["tests"].values() if isinstance(state["tests"], dict) else state["tests"]
+                )
+                once = all(t["finish_count"] == 1 for t in tests)
+                print(
+                    f"  rate limit 160/s: behave exited after {result['seconds']:.1f} s; "
+                    f"{len(tests)} tests on the server, each finished once: {once}; "
+                    f"calls incl. 429s: {state['calls']}"
                 )
             finally:
                 server.terminate()
