@@ -116,3 +116,30 @@ def watch_cleanups(runner, on_error: Callable) -> bool:
 
     setter("on_cleanup_error", on_cleanup_error)
     return True
+
+
+def wrap_scenario_runs(on_enter: Callable, on_leave: Callable) -> Callable[[], None]:
+    """See every scenario's exact start and end: behave's Scenario.run is replaced, for
+    the run, by one that calls on_enter(scenario, runner) before and on_leave(scenario)
+    after it (after after_scenario and the context cleanups, with the final status).  One
+    class attribute instead of a wrapper per scenario object: no memory per scenario, and
+    outline rows that a hook rebuilds are covered too.  Returns the function that undoes it."""
+    from behave.model import Scenario
+
+    original = Scenario.__dict__["run"]
+
+    def run(self, runner, *args, **kwargs):
+        on_enter(self, runner)
+        try:
+            return original(self, runner, *args, **kwargs)
+        finally:
+            on_leave(self)
+
+    run.__wrapped__ = original
+    Scenario.run = run
+
+    def undo() -> None:
+        if Scenario.__dict__.get("run") is run:
+            Scenario.run = original
+
+    return undo

@@ -158,9 +158,12 @@ class GherkinSource:
         self._blocks: dict[tuple[str, int], str] = {}
 
     def index_feature(self, feature) -> None:
+        """Read the feature's file; what earlier features kept is let go (memory stays
+        flat however many features a run has)."""
         filename = str(getattr(feature, "filename", "") or "")
         if not filename or filename in self._files:
             return
+        self._files, self._blocks = {}, {}
         try:
             with open(filename, encoding="utf-8-sig") as handle:
                 lines = handle.read().splitlines()
@@ -180,7 +183,7 @@ class GherkinSource:
                     stack.append(item)
         self._files[filename] = (lines, sorted(starts))
 
-    def _block(self, filename: str, line: int) -> str | None:
+    def _block(self, filename: str, line: int, keep: bool = True) -> str | None:
         key = (filename, line)
         if key in self._blocks:
             return self._blocks[key]
@@ -198,7 +201,8 @@ class GherkinSource:
         while end > begin and not lines[end - 1].strip():
             end -= 1
         text = "\n".join(lines[begin:end])
-        self._blocks[key] = text
+        if keep:  # backgrounds and outlines are asked for again; a scenario only once
+            self._blocks[key] = text
         return text
 
     def code(self, scenario) -> str:
@@ -207,7 +211,10 @@ class GherkinSource:
         row = outline_row(scenario)
         if row is not None and type(template).__name__ != "ScenarioOutline":
             template = None
-        own = self._block(filename, getattr(template if row is not None else scenario, "line", 0))
+        if row is not None:
+            own = self._block(filename, getattr(template, "line", 0))
+        else:
+            own = self._block(filename, getattr(scenario, "line", 0), keep=False)
         if own is None or (row is not None and template is None):
             return gherkin_code(scenario)
         parts = []

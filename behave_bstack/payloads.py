@@ -25,7 +25,9 @@ class Payloads:
     def index_feature(self, feature) -> None:
         """Give every scenario of a feature a unique, stable name: behave's own (for an
         outline row it follows scenario_outline_annotation_schema), with " #2", " #3" added
-        to repeats, counted in file order so the same file gives the same names."""
+        to repeats, counted in file order so the same file gives the same names.  Only the
+        current feature's names are kept."""
+        self._names = {}
         taken: set[str] = set()
         walk = getattr(feature, "walk_scenarios", None)
         scenarios = walk() if walk else getattr(feature, "scenarios", ())

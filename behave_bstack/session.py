@@ -13,7 +13,7 @@ from . import __version__, api, ci, coordination, host, journal, vcs
 from .capture import OutputCapture
 from .clock import Clock
 from .config import Settings, load_settings
-from .hookwatch import install, watch_cleanups
+from .hookwatch import install, watch_cleanups, wrap_scenario_runs
 from .outbox import Outbox
 from .payloads import Payloads
 from .summary import offline_line, summary_lines
@@ -78,6 +78,11 @@ class ReportingSession:
             )
             self.participation = coordination.Participation(key, outer_pid=self.outer_pid)
         self._journal_start(repo_root)
+        tracker = self.tracker
+        self._unwrap_runs = wrap_scenario_runs(
+            lambda scenario, runner: tracker.guard(tracker.scenario_entered, scenario, runner),
+            lambda scenario: tracker.guard(tracker.scenario_left, scenario),
+        )
         if runner is not None:
             install(runner, self.tracker.on_hook)
             watch_cleanups(
@@ -202,6 +207,7 @@ class ReportingSession:
 
     def close(self) -> None:
         api.deactivate(self)
+        self._unwrap_runs()
         self.tracker.guard(self.tracker.run_finished)
         if self.tracker.capture is not None:
             self.tracker.capture.uninstall()

@@ -4,10 +4,10 @@ It knows when things start and end (which behave does not always say), and which
 belongs to which test.  How each payload looks is decided in payloads.py; where events go
 is the outbox's business.
 
-Scenario ends are exact: `run` is wrapped on every scenario of a feature as soon as the
-feature is announced, so the end is seen after after_scenario and the context cleanups,
-with the final status.  Should a scenario escape the wrapper (a hook that rebuilt an
-outline's examples), its end is inferred at the next callback instead.
+Scenario starts and ends are exact: behave's Scenario.run is wrapped for the run
+(hookwatch.wrap_scenario_runs), so the end is seen after after_scenario and the context
+cleanups, with the final status.  Should a scenario escape the wrapper, formatter.scenario()
+starts it and its end is inferred at the next callback instead.
 
 Every scenario behave selected is reported exactly once, including those that never ran
 because before_all, before_feature or before_rule failed, or the run was aborted or
@@ -114,7 +114,6 @@ class Tracker:
         self.features_seen.append(feature)
         self.payloads.index_feature(feature)
         for scenario in _walk_scenarios(feature):
-            self._wrap_run(scenario)
             if getattr(scenario, "should_skip", False):  # (status is computed: slower)
                 # Skipped before anything ran: deselected by a file:line location (behave
                 # marks the others skipped; behavex selects scenarios this way).
@@ -143,22 +142,6 @@ class Tracker:
         self.container_hooks = {}
 
     # -- scenarios ------------------------------------------------------------
-    def _wrap_run(self, scenario) -> None:
-        if getattr(scenario, "_bstack_run_wrapped", False):
-            return
-        original = scenario.run
-        tracker = self
-
-        def run(runner, *args, **kwargs):
-            tracker.guard(tracker.scenario_entered, scenario, runner)
-            try:
-                return original(runner, *args, **kwargs)
-            finally:
-                tracker.guard(tracker.scenario_left, scenario)
-
-        scenario.run = run
-        scenario._bstack_run_wrapped = True
-
     def scenario_entered(self, scenario, runner) -> None:
         if self.config is None:
             self.config = getattr(runner, "config", None)
