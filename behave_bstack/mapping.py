@@ -20,6 +20,7 @@ behave has no notion of a timeout, so "timeout" is never produced.
 
 from __future__ import annotations
 
+import bisect
 import os
 import traceback
 
@@ -194,8 +195,8 @@ class GherkinSource:
         begin = line - 1
         while begin > 0 and lines[begin - 1].lstrip().startswith("@"):
             begin -= 1  # the block's tags
-        later = [s for s in starts if s > line]
-        end = (later[0] - 1) if later else len(lines)
+        after = bisect.bisect_right(starts, line)
+        end = (starts[after] - 1) if after < len(starts) else len(lines)
         while end > begin and lines[end - 1].lstrip().startswith("@"):
             end -= 1  # the next block's tags
         while end > begin and not lines[end - 1].strip():

@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     lock = journal.try_lock(run_dir)
     if lock is None:
         return 0  # someone else is delivering this journal
+
     level = logging.DEBUG if options.get("debug") else logging.WARNING
     handler = logging.FileHandler(journal.private_file(run_dir / "upload.log"), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
