@@ -16,7 +16,7 @@ from .config import Settings, load_settings
 from .hookwatch import install, watch_cleanups, wrap_scenario_runs
 from .outbox import Outbox
 from .payloads import Payloads
-from .summary import offline_line, summary_lines
+from .summary import internal_error_lines, offline_line, summary_lines
 from .tracker import Tracker
 
 
@@ -218,5 +218,6 @@ class ReportingSession:
             lines = summary_lines(report, self.tracker.counts, self.outbox, self.settings)
         else:
             lines = [offline_line(self.settings, self.outbox, self.tracker.counts)]
+            lines += internal_error_lines(self.outbox)
         for line in lines:
             warn(line)

@@ -7,6 +7,10 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def internal_error_lines(outbox) -> list[str]:
+    return [f"  internal error (please report): {error}" for error in outbox.errors]
+
+
 def offline_line(settings, outbox, counts: dict) -> str:
     where = outbox.run_dir
     if not settings.has_credentials:
@@ -47,8 +51,7 @@ def summary_lines(report: dict | None, counts: dict, outbox, settings) -> list[s
     if total_failed:
         lines.append(f"  {_plural(total_failed, 'call')} refused by the server:")
         lines.extend(f"    {reason}" for reason in report.get("reasons", [])[:5])
-    for error in outbox.errors:
-        lines.append(f"  internal error (please report): {error}")
+    lines.extend(internal_error_lines(outbox))
     if report.get("build_url"):
         lines.append(f"  build: {report['build_url']}")
     return lines
