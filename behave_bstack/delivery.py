@@ -1,15 +1,15 @@
 """Delivery: send a run's journal to TRA in dependency order, many calls in flight.
 
-One Delivery owns one journal directory.  Its main thread owns every piece of state;
-worker threads only make HTTP calls and hand back what happened.  The rules:
+One Delivery owns one journal directory, and runs in one thread: transport.Sender keeps
+many calls in flight over non-blocking connections.  The rules:
 
 * An event waits until the ids it needs are known: the build's id, the id of the test or
   hook it finishes, and every {"$ref": ...} in its body.
 * 2xx: acknowledged (start calls record the id the server issued).  Acks are appended to
-  acks.jsonl at once, so a later `behave-bstack upload` never repeats them.
+  acks.jsonl (once per loop turn), so a later `behave-bstack upload` never repeats them.
 * 408, 429, 5xx, connection errors and timeouts: retried with exponential backoff and
-  jitter.  The pause is shared by all workers (when the service is down, every call would
-  fail alike); a 429's Retry-After sets it exactly.
+  jitter.  The pause is shared by all calls (when the service is down, every call would
+  fail alike: one outage is one backoff step); a 429's Retry-After sets it exactly.
 * 401/403 and fatal transport errors (TLS verification, proxy auth): delivery stops at
   once with one message; the journal keeps everything.
 * Any other 4xx: that event is marked failed with the server's message, its dependants
@@ -20,7 +20,6 @@ worker threads only make HTTP calls and hand back what happened.  The rules:
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from . import coordination, journal
 from .finalize import finalize
 from .routes import BUILD_URL, ROUTES, SENDABLE, STARTS, path_for
-from .transport import Response, Transport, TransportError
+from .transport import Response, Sender, Transport, TransportError
 
 log = logging.getLogger("behave_bstack")
 
@@ -126,9 +125,7 @@ class Delivery:
         self.build_finish_journaled = False
         self.stopping = threading.Event()
         self.tally = Tally()
-        self._results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-        self._work: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
-        self._workers: list[threading.Thread] = []
+        self.sender: Sender | None = None
         self.open_runs: dict[str, dict] = {}  # ref -> start event, until its finish is journaled
 
     # -- reading the journal ------------------------------------------------
@@ -180,27 +177,21 @@ class Delivery:
         self.ready.append(seq)
 
     # -- the loop -----------------------------------------------------------
-    def start_workers(self) -> None:
-        if self.transport is None:
+    def start(self) -> None:
+        if self.transport is None or self.sender is not None:
             return
         if self.ack_log is None:
             self.ack_log = journal.AckLog(self.directory)
-        for index in range(self.concurrency):
-            worker = threading.Thread(
-                target=self._work_loop, name=f"bstack-send-{index}", daemon=True
-            )
-            worker.start()
-            self._workers.append(worker)
+        self.sender = Sender(self.transport, self.concurrency)
 
     def step(self, wait: float = 0.05) -> None:
-        """One turn of the main loop: settle answers, then hand out what can go."""
-        try:
-            outcome = self._results.get(timeout=wait)
-            self._settle(outcome)
-            while True:
-                self._settle(self._results.get_nowait())
-        except queue.Empty:
-            pass
+        """One turn of the loop: progress the calls in flight and settle those that ended
+        (waiting up to `wait` seconds for one), then send what can go."""
+        if self.sender is not None:
+            for key, response, error in self.sender.poll(wait):
+                self._settle(Outcome(key, response=response, error=error))
+        elif wait:
+            time.sleep(wait)
         if self.ack_log is not None:
             self.ack_log.flush()  # one write for all the answers of this turn
         self._dispatch()
@@ -223,7 +214,7 @@ class Delivery:
     def run_until(self, deadline: float, follow: bool = False, alive=lambda: True) -> None:
         """Deliver until everything is settled (and, when following, the run has ended),
         the deadline passes, or delivery was stopped."""
-        self.start_workers()
+        self.start()
         while not self.stopping.is_set() and time.monotonic() < deadline:
             if follow:
                 self.load_new()
@@ -243,15 +234,12 @@ class Delivery:
         """Stop.  Answers to calls still in flight are awaited (up to `drain` seconds) and
         recorded: the server acts on them, and an unrecorded one would be sent again."""
         deadline = time.monotonic() + drain
-        while self.in_flight and time.monotonic() < deadline:
-            try:
-                self._settle(
-                    self._results.get(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
-                )
-            except queue.Empty:
-                pass
-        for _ in self._workers:
-            self._work.put(None)
+        while self.sender is not None and self.in_flight and time.monotonic() < deadline:
+            for key, response, error in self.sender.poll(min(0.05, deadline - time.monotonic())):
+                self._settle(Outcome(key, response=response, error=error))
+        if self.sender is not None:
+            self.sender.close()
+            self.sender = None
         if self.ack_log is not None:
             self.ack_log.flush()
             self.ack_log.close()
@@ -273,13 +261,7 @@ class Delivery:
                 continue
             verdict = self._blocked_by(event)
             if verdict is None:
-                item = self._prepare(seq, event)
-                if event["op"] == "logs" and not item[3].get("logs"):
-                    self._fail(seq, event, None, "its test or hook run was refused", quiet=True)
-                    continue
-                self.in_flight.add(seq)
-                self.sent_at[seq] = time.monotonic()
-                self._work.put(item)
+                self._send(seq, event)
             elif verdict == DEFER:
                 self.deferred.append(seq)
             elif verdict.startswith("@"):
@@ -355,36 +337,29 @@ class Delivery:
                 resolved[key] = value
         return resolved
 
-    def _prepare(self, seq: int, event: dict) -> tuple:
-        """Resolve ids here, on the main thread, which owns them."""
+    def _prepare(self, event: dict) -> tuple[str, str, dict]:
+        """The operation, the path and the draft with server ids in place of links."""
         op = event["op"]
         target = self.ids.get(event.get("ref")) if op in ("test_finish", "hook_finish") else None
         path = path_for(op, self.ids.get("build"), target)
         body = self._resolve(event.get("body") or {})
         if event.get("wait"):
             body["finished_at"] = int(time.time() * 1000)  # the keeper finishes it now
-        return seq, op, path, body
+        return op, path, body
 
-    def _work_loop(self) -> None:
-        while True:
-            item = self._work.get()
-            if item is None:
-                return
-            self._results.put(self._attempt(*item))
-
-    def _attempt(self, seq: int, op: str, path: str, draft: dict) -> Outcome:
+    def _send(self, seq: int, event: dict) -> None:
+        op, path, draft = self._prepare(event)
+        if op == "logs" and not draft.get("logs"):
+            self._fail(seq, event, None, "its test or hook run was refused", quiet=True)
+            return
         try:
             body = finalize(op, draft)
         except Exception as exc:  # noqa: BLE001 - a bug in fitting: this item only
-            return Outcome(
-                seq, error=TransportError("payload", f"could not build the body: {exc!r}")
-            )
-        try:
-            return Outcome(seq, response=self.transport.request(ROUTES[op][0], path, body))
-        except TransportError as exc:
-            return Outcome(seq, error=exc)
-        except Exception as exc:  # noqa: BLE001 - a worker must never die
-            return Outcome(seq, error=TransportError("unknown", f"{type(exc).__name__}: {exc}"))
+            self._fail(seq, event, None, f"could not build the body: {exc!r}")
+            return
+        self.in_flight.add(seq)
+        self.sent_at[seq] = time.monotonic()
+        self.sender.submit(seq, ROUTES[op][0], path, body)
 
     # -- answers ------------------------------------------------------------
     def _settle(self, outcome: Outcome) -> None:
@@ -396,9 +371,7 @@ class Delivery:
             return
         response, error = outcome.response, outcome.error
         if error is not None:
-            if error.kind == "payload":
-                self._fail(seq, event, None, str(error))
-            elif error.fatal:
+            if error.fatal:
                 self._stop(str(error), error.kind)
                 self.ready.append(seq)
             else:

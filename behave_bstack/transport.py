@@ -17,6 +17,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -133,7 +134,8 @@ class Transport:
             return f"{target} via proxy {self.proxy.hostname}:{self.proxy.port or 80}"
         return target
 
-    def _connect(self) -> http.client.HTTPConnection:
+    def connect(self) -> http.client.HTTPConnection:
+        """A new, not yet connected connection to the API host (through the proxy, if any)."""
         if not self.proxy:
             if self.scheme == "https":
                 return http.client.HTTPSConnection(
@@ -164,28 +166,32 @@ class Transport:
         fresh = conn is None
         try:
             if fresh:
-                conn = self._local.conn = _Wire(self._connect())
+                conn = self._local.conn = _Wire(self.connect())
         except Exception as exc:  # noqa: BLE001 - explained below
             self.drop_connection()
-            raise self._explain(exc) from None
+            raise self.explain(exc) from None
         try:
             return self._send(conn, method, path, payload)
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
             self.drop_connection()
             if fresh:
-                raise self._explain(exc) from None
+                raise self.explain(exc) from None
             # A kept-alive connection the server had closed: one immediate retry on a new one.
             try:
-                conn = self._local.conn = _Wire(self._connect())
+                conn = self._local.conn = _Wire(self.connect())
                 return self._send(conn, method, path, payload)
             except Exception as exc2:  # noqa: BLE001 - every failure is explained below
                 self.drop_connection()
-                raise self._explain(exc2) from None
+                raise self.explain(exc2) from None
         except Exception as exc:  # noqa: BLE001
             self.drop_connection()
-            raise self._explain(exc) from None
+            raise self.explain(exc) from None
 
-    def _send(self, conn: _Wire, method: str, path: str, payload: bytes | None) -> Response:
+    def build_request(self, method: str, path: str, body: dict | None) -> bytes:
+        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return self._request_bytes(method, path, payload)
+
+    def _request_bytes(self, method: str, path: str, payload: bytes | None) -> bytes:
         url = self.prefix + path
         if self.proxy and self.scheme == "http":
             url = f"http://{self.host}:{self.port}{url}"
@@ -196,7 +202,10 @@ class Transport:
         else:
             lines = [line for line in lines if not line.startswith("Content-Type")]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        response, keep_alive = conn.exchange(head + payload if payload else head)
+        return head + payload if payload else head
+
+    def _send(self, conn: _Wire, method: str, path: str, payload: bytes | None) -> Response:
+        response, keep_alive = conn.exchange(self._request_bytes(method, path, payload))
         if not keep_alive:
             self.drop_connection()
         return response
@@ -210,7 +219,8 @@ class Transport:
             except Exception:  # noqa: BLE001 - closing a broken socket may fail; nothing to do
                 pass
 
-    def _explain(self, exc: BaseException) -> TransportError:
+    def explain(self, exc: BaseException) -> TransportError:
+        """What an exception from a call means, in words that name the setting to change."""
         route = self.describe_route()
         if isinstance(exc, ssl.SSLCertVerificationError):
             return TransportError(
@@ -252,79 +262,237 @@ class Transport:
 class _Wire:
     """One kept-alive connection.  http.client opens it (TCP, the proxy tunnel, TLS); each
     request and answer then goes over the socket directly: one send per request and a small
-    parser, because http.client's per-call machinery (email-style header parsing, several
-    sends) costs more CPU than the rest of a call together."""
+    parser (parse_answer), because http.client's per-call machinery (email-style header
+    parsing, several sends) costs more CPU than the rest of a call together."""
 
     def __init__(self, conn: http.client.HTTPConnection) -> None:
         conn.connect()
         self.conn = conn
         self.sock = conn.sock
-        self.buffer = bytearray()
 
     def close(self) -> None:
         self.conn.close()
 
-    def _fill(self) -> int:
-        data = self.sock.recv(65536)
-        self.buffer += data
-        return len(data)
-
-    def _read_until(self, marker: bytes) -> bytes:
-        while True:
-            index = self.buffer.find(marker)
-            if index >= 0:
-                line = bytes(self.buffer[:index])
-                del self.buffer[: index + len(marker)]
-                return line
-            if len(self.buffer) > 65536:
-                raise http.client.LineTooLong("header")
-            if not self._fill():
-                if not self.buffer:
-                    raise http.client.RemoteDisconnected("closed without an answer")
-                raise http.client.IncompleteRead(bytes(self.buffer))
-
-    def _read_exact(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            if not self._fill():
-                raise http.client.IncompleteRead(bytes(self.buffer), size - len(self.buffer))
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return data
-
-    def _read_head(self) -> tuple[int, dict[str, str]]:
-        head = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
-        parts = head[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-            raise http.client.BadStatusLine(head[0][:100])
-        headers = {}
-        for line in head[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return int(parts[1]), headers
-
     def exchange(self, request: bytes) -> tuple[Response, bool]:
-        """Send a request; return the answer and whether the connection stays usable."""
+        """Send a request and wait for its answer (and whether the connection stays usable)."""
         self.sock.sendall(request)
-        status, headers = self._read_head()
-        while 100 <= status < 200:  # 100 Continue and friends: the answer follows
-            status, headers = self._read_head()
-        keep_alive = headers.get("connection", "").lower() != "close"
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks = []
-            while True:
-                size = int(self._read_until(b"\r\n").split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self._read_until(b"\r\n"):
-                        pass  # trailers, up to the empty line
-                    break
-                chunks.append(self._read_exact(size))
-                self._read_until(b"\r\n")
-            body = b"".join(chunks)
-        elif "content-length" in headers:
-            body = self._read_exact(int(headers["content-length"]))
+        buffer = bytearray()
+        while True:
+            data = self.sock.recv(65536)
+            buffer += data
+            parsed = parse_answer(buffer, at_eof=not data)
+            if parsed is not None:
+                response, keep_alive, _ = parsed
+                return response, keep_alive
+
+
+def parse_answer(buffer: bytearray, at_eof: bool = False) -> tuple[Response, bool, int] | None:
+    """A complete answer at the start of buffer: (response, keep_alive, bytes used), or
+    None while more bytes are needed."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buffer) > 65536:
+            raise http.client.LineTooLong("header")
+        if at_eof:
+            raise http.client.RemoteDisconnected("closed without an answer")
+        return None
+    head = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+    parts = head[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise http.client.BadStatusLine(head[0][:100])
+    status = int(parts[1])
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    start = end + 4
+    if 100 <= status < 200:  # an interim answer; the real one follows
+        rest = parse_answer(buffer[start:], at_eof)
+        if rest is None:
+            return None
+        response, keep_alive, used = rest
+        return response, keep_alive, start + used
+    keep_alive = headers.get("connection", "").lower() != "close"
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body, position = [], start
+        while True:
+            line_end = buffer.find(b"\r\n", position)
+            if line_end < 0:
+                return _incomplete(at_eof)
+            size = int(bytes(buffer[position:line_end]).split(b";")[0].strip() or b"0", 16)
+            position = line_end + 2
+            if size == 0:
+                trailer_end = buffer.find(b"\r\n\r\n", position - 2)
+                if trailer_end < 0:
+                    return _incomplete(at_eof)
+                return Response(status, headers, b"".join(body)), keep_alive, trailer_end + 4
+            if len(buffer) < position + size + 2:
+                return _incomplete(at_eof)
+            body.append(bytes(buffer[position : position + size]))
+            position += size + 2
+    if "content-length" in headers:
+        length = int(headers["content-length"])
+        if len(buffer) < start + length:
+            return _incomplete(at_eof)
+        return (
+            Response(status, headers, bytes(buffer[start : start + length])),
+            keep_alive,
+            start + length,
+        )
+    if not at_eof:
+        return None  # the body runs to the end of the connection
+    return Response(status, headers, bytes(buffer[start:])), False, len(buffer)
+
+
+def _incomplete(at_eof: bool):
+    if at_eof:
+        raise http.client.IncompleteRead(b"")
+    return None
+
+
+class _Slot:
+    """A connection of the Sender and the request it is carrying."""
+
+    __slots__ = ("wire", "key", "request", "sent", "buffer", "deadline", "reused", "received")
+
+    def __init__(self, wire: _Wire) -> None:
+        self.wire = wire
+        self.key = None
+        self.request = b""
+        self.sent = 0
+        self.buffer = bytearray()
+        self.deadline = 0.0
+        self.reused = False
+        self.received = False
+
+
+class Sender:
+    """Many requests in flight from one thread: non-blocking sockets and a selector.
+
+    Delivery makes thousands of small calls; a thread per call in flight cost about three
+    times the CPU of the call itself (handing work and answers between threads under the
+    GIL), so calls are multiplexed instead.  Connections are opened by http.client
+    (blocking, bounded by the request timeout: TCP, the proxy tunnel, TLS) and kept alive.
+    A kept-alive connection that the server had closed before answering is retried once at
+    once on a new one.
+    """
+
+    def __init__(self, transport: Transport, slots: int) -> None:
+        import selectors
+
+        self.transport = transport
+        self.slots = max(1, slots)
+        self.selector = selectors.DefaultSelector()
+        self.idle: list[_Slot] = []
+        self.busy: dict[int, _Slot] = {}  # fileno -> slot
+        self.done: list[tuple[object, Response | None, TransportError | None]] = []
+
+    def free(self) -> int:
+        return self.slots - len(self.busy)
+
+    def in_flight(self) -> int:
+        return len(self.busy)
+
+    def submit(self, key, method: str, path: str, body: dict | None) -> None:
+        request = self.transport.build_request(method, path, body)
+        slot = self.idle.pop() if self.idle else None
+        self._start(slot, key, request)
+
+    def _start(self, slot: _Slot | None, key, request: bytes) -> None:
+        reused = slot is not None
+        if slot is None:
+            try:
+                wire = _Wire(self.transport.connect())
+                wire.sock.setblocking(False)
+            except Exception as exc:  # noqa: BLE001 - explained for the caller
+                self.done.append((key, None, self.transport.explain(exc)))
+                return
+            slot = _Slot(wire)
+        slot.key, slot.request, slot.sent = key, request, 0
+        slot.buffer.clear()
+        slot.deadline = time.monotonic() + self.transport.timeout
+        slot.reused, slot.received = reused, False
+        fileno = slot.wire.sock.fileno()
+        self.busy[fileno] = slot
+        import selectors
+
+        self.selector.register(fileno, selectors.EVENT_WRITE, slot)
+
+    def poll(self, timeout: float) -> list[tuple[object, Response | None, TransportError | None]]:
+        """Progress every request; return the (key, response, error) of those that ended."""
+        import selectors
+
+        if self.busy and not self.done:
+            soonest = min(slot.deadline for slot in self.busy.values()) - time.monotonic()
+            for item, mask in self.selector.select(max(0.0, min(timeout, soonest))):
+                slot = item.data
+                try:
+                    if mask & selectors.EVENT_WRITE:
+                        self._send(slot)
+                    elif mask & selectors.EVENT_READ:
+                        self._receive(slot)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    continue
+                except Exception as exc:  # noqa: BLE001 - ends this request only
+                    self._fail(slot, exc)
+        elif not self.done and timeout > 0:
+            time.sleep(timeout)
+        now = time.monotonic()
+        for slot in [s for s in self.busy.values() if s.deadline <= now]:
+            self._fail(slot, TimeoutError())
+        done, self.done = self.done, []
+        return done
+
+    def _send(self, slot: _Slot) -> None:
+        import selectors
+
+        slot.sent += slot.wire.sock.send(memoryview(slot.request)[slot.sent :])
+        if slot.sent >= len(slot.request):
+            self.selector.modify(slot.wire.sock.fileno(), selectors.EVENT_READ, slot)
+
+    def _receive(self, slot: _Slot) -> None:
+        sock = slot.wire.sock
+        data = sock.recv(65536)
+        at_eof = not data
+        slot.buffer += data
+        while not at_eof and isinstance(sock, ssl.SSLSocket) and sock.pending():
+            slot.buffer += sock.recv(65536)  # TLS may hold more decrypted bytes
+        slot.received = slot.received or bool(data)
+        parsed = parse_answer(slot.buffer, at_eof)
+        if parsed is None:
+            return
+        response, keep_alive, _ = parsed
+        self._release(slot, keep=keep_alive)
+        self.done.append((slot.key, response, None))
+
+    def _release(self, slot: _Slot, keep: bool) -> None:
+        fileno = slot.wire.sock.fileno()
+        self.selector.unregister(fileno)
+        del self.busy[fileno]
+        if keep:
+            self.idle.append(slot)
         else:
-            while self._fill():
-                pass
-            body, keep_alive = bytes(self.buffer), False
-            self.buffer.clear()
-        return Response(status, headers, body), keep_alive
+            slot.wire.close()
+
+    def _fail(self, slot: _Slot, exc: BaseException) -> None:
+        key, request = slot.key, slot.request
+        stale = (
+            slot.reused
+            and not slot.received
+            and isinstance(
+                exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+            )
+        )
+        self._release(slot, keep=False)
+        if stale:
+            self._start(None, key, request)  # the server had closed it while idle
+        else:
+            self.done.append((key, None, self.transport.explain(exc)))
+
+    def close(self) -> None:
+        for slot in list(self.busy.values()):
+            self._release(slot, keep=False)
+        for slot in self.idle:
+            slot.wire.close()
+        self.idle = []
+        self.selector.close()

@@ -8,6 +8,7 @@ The Delivery unit tests at the end drive the engine directly on a hand-written j
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -449,11 +450,20 @@ def test_a_fatal_transport_error_stops_delivery(tmp_path):
     run_dir = fk.write_journal(tmp_path / "run", tests=2)
 
     class Fatal:
-        calls = 0
+        """A transport whose every connection fails TLS verification."""
 
-        def request(self, method, path, body=None):
+        calls = 0
+        timeout = 5.0
+
+        def build_request(self, method, path, body=None):
+            return b"GET / HTTP/1.1\r\n\r\n"
+
+        def connect(self):
             Fatal.calls += 1
-            raise TransportError("tls", "TLS certificate could not be verified", fatal=True)
+            raise ssl.SSLCertVerificationError("certificate verify failed")
+
+        def explain(self, exc):
+            return TransportError("tls", "TLS certificate could not be verified", fatal=True)
 
     delivery = Delivery(run_dir, Fatal())
     delivery.load_new()

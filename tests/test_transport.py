@@ -24,9 +24,9 @@ class CountingTransport(Transport):
         super().__init__(*args, **kwargs)
         self.connects = 0
 
-    def _connect(self):
+    def connect(self):
         self.connects += 1
-        return super()._connect()
+        return super().connect()
 
 
 @pytest.fixture(autouse=True)
