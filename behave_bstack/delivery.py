@@ -185,8 +185,9 @@ class Delivery:
         self.sender = Sender(self.transport, self.concurrency)
 
     def step(self, wait: float = 0.05) -> None:
-        """One turn of the loop: progress the calls in flight and settle those that ended
-        (waiting up to `wait` seconds for one), then send what can go."""
+        """One turn of the loop: send what can go, progress the calls in flight and settle
+        those that ended (waiting up to `wait` seconds for one), send what that unblocked."""
+        self._dispatch()
         if self.sender is not None:
             for key, response, error in self.sender.poll(wait):
                 self._settle(Outcome(key, response=response, error=error))
