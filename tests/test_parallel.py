@@ -214,3 +214,34 @@ def test_behavex_workers_one_build(server, tmp_path):
             break
         time.sleep(0.1)
     assert_one_build(server, 12)
+
+
+def test_offline_shard_journals_uploaded_in_any_order_give_one_build(server, tmp_path):
+    """Shards that ran without a connection are uploaded later, in either order: one build
+    with every test once (each shard's journal finishes the build: the API allows several
+    finishes, the last counts)."""
+    from behave_bstack import journal
+    from behave_bstack.uploader import deliver_journal
+
+    journals = []
+    for shard in range(2):
+        root = make_suite(tmp_path / f"s{shard}", f"s{shard}", 4)
+        env = clean_env(
+            server, tmp_path / f"journal{shard}", BROWSERSTACK_BUILD_RUN_IDENTIFIER="r-9"
+        )
+        for name in ("BROWSERSTACK_USERNAME", "BROWSERSTACK_ACCESS_KEY"):
+            env.pop(name)  # offline: journal only
+        result = subprocess.run(behave_cmd(), cwd=root, env=env, capture_output=True, timeout=120)
+        assert result.returncode == 0 and b"nothing sent" in result.stderr
+        (run_dir,) = journal.run_directories(tmp_path / f"journal{shard}")
+        journals.append(run_dir)
+    options = {"api_url": server.url, "username": "bs_user", "access_key": "bs_key"}
+    for run_dir in reversed(journals):  # the second shard first
+        lock = journal.try_lock(run_dir)
+        report = deliver_journal(run_dir, options, timeout=30)
+        lock.close()
+        assert report["pending"] == 0 and not report["failed"]
+    (build,) = server.state.builds.values()
+    names = sorted(t.start["name"] for t in server.state.tests_in(build.id))
+    assert names == sorted(f"s{s} number {i}" for s in range(2) for i in range(4))
+    assert all(t.finish_count == 1 for t in server.state.tests_in(build.id))
