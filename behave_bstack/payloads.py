@@ -165,7 +165,7 @@ class Payloads:
             scopes = scopes + [getattr(target, "name", "") or "Rule"]
             return {"label": f"{name}: {target.name}", "scopes": scopes}
         if name.endswith("_tag"):
-            return {"label": f"{name} @{target}", "scopes": scopes}
+            return {"label": f"{name}: @{target} — {scopes[0]}", "scopes": scopes}
         return {"label": f"{name}: {scopes[0]}", "scopes": scopes}
 
     def hook_start(self, name: str, func, subject: dict, test, started_at: str) -> dict:
