@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import coordination, journal
+from .config import DEFAULT_CONCURRENCY
 from .finalize import finalize
 from .routes import BUILD_URL, ROUTES, SENDABLE, STARTS, path_for
 from .transport import Response, Sender, Transport, TransportError
@@ -89,7 +90,7 @@ class Delivery:
         self,
         directory: Path,
         transport: Transport | None,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         max_attempts: int | None = None,
         backoff_base: float = 0.25,
         backoff_cap: float = 30.0,

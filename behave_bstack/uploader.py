@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from . import journal
+from .config import DEFAULT_CONCURRENCY
 from .delivery import Delivery
 from .transport import Transport
 
@@ -50,7 +51,9 @@ def make_transport(options: dict) -> Transport:
 def follow(run_dir: Path, options: dict) -> dict:
     """Deliver a journal that behave is still writing; returns the report."""
     delivery = Delivery(
-        run_dir, make_transport(options), concurrency=int(options.get("concurrency", 16))
+        run_dir,
+        make_transport(options),
+        concurrency=int(options.get("concurrency", DEFAULT_CONCURRENCY)),
     )
     parent = int(options.get("parent_pid") or os.getppid())
     signal.signal(signal.SIGTERM, lambda *_: delivery.stopping.set())
@@ -102,7 +105,7 @@ def deliver_journal(run_dir: Path, options: dict, timeout: float, max_attempts: 
     delivery = Delivery(
         run_dir,
         make_transport(options),
-        concurrency=int(options.get("concurrency", 16)),
+        concurrency=int(options.get("concurrency", DEFAULT_CONCURRENCY)),
         max_attempts=max_attempts,
     )
     try:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import clean_env, server_env
 
 from behave_bstack.emulator.server import TraServer
 
@@ -80,14 +80,7 @@ def make_project(root: Path) -> Path:
 
 
 def run(server: TraServer, root: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BROWSERSTACK_", "BSTACK_"))}
-    env.update(
-        BROWSERSTACK_USERNAME="bs_user",
-        BROWSERSTACK_ACCESS_KEY="bs_key",
-        BROWSERSTACK_API_URL=server.url,
-        BSTACK_JOURNAL_DIR=str(root / "journal"),
-        BROWSERSTACK_BROWSER="chrome",
-    )
+    env = clean_env(server_env(server, root / "journal", BROWSERSTACK_BROWSER="chrome"))
     cmd = [
         sys.executable,
         "-m",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import helpers
 import pytest
 
 from behave_bstack.emulator.server import TraServer
@@ -46,18 +46,19 @@ def make_suite(root: Path, prefix: str, scenarios: int, per_feature: int = 10) -
 
 
 def clean_env(server: TraServer, journal: Path, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BROWSERSTACK_", "BSTACK_"))}
+    """A run reporting to `server` as project "parallel", build "one build", with no CI
+    variables of the machine running the tests (they would derive a run identifier)."""
+    env = helpers.clean_env(
+        helpers.server_env(
+            server,
+            journal,
+            BROWSERSTACK_PROJECT_NAME="parallel",
+            BROWSERSTACK_BUILD_NAME="one build",
+            BSTACK_FLUSH_TIMEOUT="60",
+        )
+    )
     for name in ("GITHUB_ACTIONS", "GITLAB_CI", "CI", "JENKINS_URL", "BUILDKITE", "CIRCLECI"):
         env.pop(name, None)
-    env.update(
-        BROWSERSTACK_USERNAME=server.username if hasattr(server, "username") else "bs_user",
-        BROWSERSTACK_ACCESS_KEY="bs_key",
-        BROWSERSTACK_API_URL=server.url,
-        BSTACK_JOURNAL_DIR=str(journal),
-        BROWSERSTACK_PROJECT_NAME="parallel",
-        BROWSERSTACK_BUILD_NAME="one build",
-        BSTACK_FLUSH_TIMEOUT="60",
-    )
     env.update(extra)
     return env
 
