@@ -105,6 +105,16 @@ class _Tee:
             pass
         return result
 
+    # behave reads sys.stdout.encoding some 16 times per scenario; going through
+    # __getattr__ (a failed lookup first) made that a tenth of our whole cost.
+    @property
+    def encoding(self):
+        return self._stream.encoding
+
+    @property
+    def errors(self):
+        return self._stream.errors
+
     def __getattr__(self, name):
         return getattr(self._stream, name)
 

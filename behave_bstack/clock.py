@@ -19,19 +19,18 @@ class Clock:
 
     def __init__(self, _wall_ns=_time.time_ns, _mono_ns=_time.monotonic_ns) -> None:
         self._mono_ns = _mono_ns
-        self._mono_start = _mono_ns()
-        self._wall_start_ns = _wall_ns()
-
-    def now(self) -> int:
-        """Monotonic nanoseconds; cheap enough for every behave callback."""
-        return self._mono_ns()
+        # now(): monotonic nanoseconds.  The clock function itself, not a method calling
+        # it: it is read twice for every step.
+        self.now = _mono_ns
+        # epoch nanoseconds = monotonic nanoseconds + this (for loops that convert many)
+        self.epoch_offset_ns = -_mono_ns() + _wall_ns()
 
     def epoch_ms(self, mono_ns: int | None = None) -> int:
         """Milliseconds since the epoch.  Journal drafts store these; they become ISO text
         only when a call is sent (finalize.py), off behave's thread."""
         if mono_ns is None:
             mono_ns = self._mono_ns()
-        return (self._wall_start_ns + (mono_ns - self._mono_start)) // 1_000_000
+        return (self.epoch_offset_ns + mono_ns) // 1_000_000
 
     def iso(self, mono_ns: int | None = None) -> str:
         """ISO 8601 UTC with milliseconds and a Z, e.g. 2025-11-11T10:30:05.123Z."""

@@ -101,7 +101,7 @@ class Delivery:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self.reader = journal.LineReader(self.directory / journal.EVENTS)
+        self.reader = journal.EventReader(self.directory / journal.EVENTS)
         self.acks = journal.load_acks(self.directory)
         self.ack_log: journal.AckLog | None = None
         self.ids: dict[str, object] = {}

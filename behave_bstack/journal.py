@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .drafts import Expander
+
 EVENTS = "events.jsonl"
 ACKS = "acks.jsonl"
 REPORT = "report.json"
@@ -148,6 +150,22 @@ class LineReader:
 
 def read_all(path: Path) -> list[dict]:
     return LineReader(path).read_new()
+
+
+class EventReader(LineReader):
+    """Reads a run's events as full drafts (see drafts.py for the journal's compact form)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._expander = Expander()
+
+    def read_new(self) -> list[dict]:
+        expand = self._expander.expand
+        return [event for event in map(expand, super().read_new()) if event is not None]
+
+
+def read_events(path: Path) -> list[dict]:
+    return EventReader(path).read_new()
 
 
 class AckLog:

@@ -103,7 +103,7 @@ def read_state(run_dir: Path) -> JournalState:
     state = JournalState(run_dir)
     acks = journal.load_acks(run_dir)
     open_runs: set[str] = set()
-    for event in journal.read_all(run_dir / journal.EVENTS):
+    for event in journal.read_events(run_dir / journal.EVENTS):
         op, seq, body = event.get("op"), event.get("seq"), event.get("body") or {}
         stamp = body.get("started_at") if isinstance(body, dict) else None
         if isinstance(stamp, int) and (state.started_ms is None or stamp < state.started_ms):
@@ -276,7 +276,7 @@ def load_view(run_dir: Path) -> RunView:
     view = RunView(state)
     acks = journal.load_acks(run_dir)
     runs: dict[str, RunNode] = {}
-    for event in journal.read_all(Path(run_dir) / journal.EVENTS):
+    for event in journal.read_events(Path(run_dir) / journal.EVENTS):
         op, seq, ref = event.get("op"), event.get("seq"), event.get("ref")
         if op not in SENDABLE or not isinstance(seq, int):
             continue

@@ -21,6 +21,7 @@ behave has no notion of a timeout, so "timeout" is never produced.
 from __future__ import annotations
 
 import bisect
+import enum
 import os
 import traceback
 
@@ -48,6 +49,21 @@ def test_result(status) -> str:
 
 def step_result(status) -> str:
     return STEP_RESULTS.get(status_name(status), "failed")
+
+
+_STEP_RESULT_BY_ID: dict[int, str] = {}
+
+
+def step_result_of(status) -> str:
+    """step_result() for every step of every test: behave's statuses are enum members
+    (singletons, never freed), so the answer is kept by identity; anything else (a plain
+    string) is looked up each time."""
+    found = _STEP_RESULT_BY_ID.get(id(status))
+    if found is None:
+        found = step_result(status)
+        if isinstance(status, enum.Enum):
+            _STEP_RESULT_BY_ID[id(status)] = found
+    return found
 
 
 # -- identity -------------------------------------------------------------------
@@ -143,8 +159,10 @@ def step_argument_lines(step, indent: str = "  ") -> list[str]:
 
 def step_text(step) -> str:
     """The step text with placeholders filled, and its doc string or table in Gherkin form."""
-    extra = step_argument_lines(step)
     name = str(getattr(step, "name", ""))
+    if getattr(step, "table", None) is None and getattr(step, "text", None) is None:
+        return name  # most steps: no argument lines to build
+    extra = step_argument_lines(step)
     return name + ("\n" + "\n".join(extra) if extra else "")
 
 
@@ -152,24 +170,29 @@ class GherkinSource:
     """The scenario's Gherkin as written in its file: its Background(s), tags, steps,
     tables, doc strings and comments; for an outline row, the whole outline plus a line with
     the row's values.  Read once per feature file and sliced by the model's line numbers;
-    anything the file does not give back (an unreadable file) is rebuilt from the model."""
+    anything the file does not give back (an unreadable file) is rebuilt from the model.
+
+    code_parts() names line ranges of the file instead of copying them: the file's lines
+    are journaled once (drafts.py), and each scenario's code is rebuilt from them."""
 
     def __init__(self) -> None:
-        self._files: dict[str, tuple[list[str], list[int]]] = {}
-        self._blocks: dict[tuple[str, int], str] = {}
+        self._files: dict[str, tuple[str, list[str], list[int]]] = {}
+        self._ranges: dict[tuple[str, int], list | None] = {}
+        self._read = 0
 
-    def index_feature(self, feature) -> None:
+    def index_feature(self, feature) -> tuple[str, list[str]] | None:
         """Read the feature's file; what earlier features kept is let go (memory stays
-        flat however many features a run has)."""
+        flat however many features a run has).  Returns (key, lines) when the file was
+        read now, for the caller to journal."""
         filename = str(getattr(feature, "filename", "") or "")
         if not filename or filename in self._files:
-            return
-        self._files, self._blocks = {}, {}
+            return None
+        self._files, self._ranges = {}, {}
         try:
             with open(filename, encoding="utf-8-sig") as handle:
                 lines = handle.read().splitlines()
         except (OSError, UnicodeDecodeError):
-            return
+            return None
         starts = set()
         stack = [feature]
         while stack:
@@ -182,16 +205,20 @@ class GherkinSource:
                     starts.add(item.line)
                 if type(item).__name__ == "Rule":
                     stack.append(item)
-        self._files[filename] = (lines, sorted(starts))
+        self._read += 1
+        key = f"s{self._read}"
+        self._files[filename] = (key, lines, sorted(starts))
+        return key, lines
 
-    def _block(self, filename: str, line: int, keep: bool = True) -> str | None:
-        key = (filename, line)
-        if key in self._blocks:
-            return self._blocks[key]
+    def _range(self, filename: str, line: int, keep: bool = True) -> list | None:
+        """[source key, first index, end index] of the block starting at `line`."""
+        cache_key = (filename, line)
+        if cache_key in self._ranges:
+            return self._ranges[cache_key]
         known = self._files.get(filename)
         if known is None or not line:
             return None
-        lines, starts = known
+        key, lines, starts = known
         begin = line - 1
         while begin > 0 and lines[begin - 1].lstrip().startswith("@"):
             begin -= 1  # the block's tags
@@ -201,34 +228,41 @@ class GherkinSource:
             end -= 1  # the next block's tags
         while end > begin and not lines[end - 1].strip():
             end -= 1
-        text = "\n".join(lines[begin:end])
+        found = [key, begin, end]
         if keep:  # backgrounds and outlines are asked for again; a scenario only once
-            self._blocks[key] = text
-        return text
+            self._ranges[cache_key] = found
+        return found
 
-    def code(self, scenario) -> str:
+    def code_parts(self, scenario) -> list:
+        """Text pieces and line ranges that, joined by newlines, are the scenario's code."""
         filename = str(getattr(scenario, "filename", "") or "")
         template = getattr(scenario, "parent", None)
         row = outline_row(scenario)
         if row is not None and type(template).__name__ != "ScenarioOutline":
             template = None
         if row is not None:
-            own = self._block(filename, getattr(template, "line", 0))
+            own = self._range(filename, getattr(template, "line", 0))
         else:
-            own = self._block(filename, getattr(scenario, "line", 0), keep=False)
+            own = self._range(filename, getattr(scenario, "line", 0), keep=False)
         if own is None or (row is not None and template is None):
-            return gherkin_code(scenario)
-        parts = []
+            return [gherkin_code(scenario)]
+        parts: list = []
         for container in (getattr(scenario, "feature", None), rule_of(scenario)):
             background = getattr(container, "background", None)
             if background is not None:
-                text = self._block(filename, getattr(background, "line", 0))
-                if text:
-                    parts.append(text)
+                found = self._range(filename, getattr(background, "line", 0))
+                if found and found[2] > found[1]:
+                    parts.append(found)
         if row is not None:
             parts.append("# Examples row: " + ", ".join(f"{k}={v}" for k, v in row.items()))
         parts.append(own)
-        return "\n".join(parts)
+        return parts
+
+    def code(self, scenario) -> str:
+        from .drafts import render_code
+
+        sources = {key: lines for key, lines, _ in self._files.values()}
+        return render_code(self.code_parts(scenario), sources)
 
 
 def gherkin_code(scenario) -> str:

@@ -25,16 +25,25 @@ class Outbox:
         self.writer = journal.JournalWriter(self.run_dir)
         self.uploader: subprocess.Popen | None = None
         self.errors: list[str] = []
-        self.counts: dict[str, int] = {}
 
     # -- writing ----------------------------------------------------------------
-    def emit(self, op: str, body: dict, ref: str | None = None, links: dict | None = None) -> None:
+    def emit(
+        self,
+        op: str,
+        body: dict,
+        ref: str | None = None,
+        links: dict | None = None,
+        extras: dict | None = None,
+    ) -> None:
         """Journal one call as a draft (see finalize.py).  `links` are fields holding
-        {"$ref": ...} placeholders for server ids."""
+        {"$ref": ...} placeholders for server ids; `extras` are the compact parts that
+        readers expand (drafts.py)."""
         if links:
             body.update(links)
-        self.writer.append(op, body, ref)
-        self.counts[op] = self.counts.get(op, 0) + 1
+        if extras:
+            self.writer.append(op, body, ref, **extras)
+        else:
+            self.writer.append(op, body, ref)
 
     def emit_raw(self, op: str, body: dict | None = None) -> None:
         self.writer.append(op, body)

@@ -22,11 +22,12 @@ class Payloads:
         self.source = mapping.GherkinSource()
 
     # -- tests ------------------------------------------------------------------
-    def index_feature(self, feature) -> None:
+    def index_feature(self, feature) -> tuple[str, list[str]] | None:
         """Give every scenario of a feature a unique, stable name: behave's own (for an
         outline row it follows scenario_outline_annotation_schema), with " #2", " #3" added
         to repeats, counted in file order so the same file gives the same names.  Only the
-        current feature's names are kept."""
+        current feature's names are kept.  Returns the feature file's (key, lines) when
+        they are new, for the journal (drafts.py)."""
         self._names = {}
         taken: set[str] = set()
         walk = getattr(feature, "walk_scenarios", None)
@@ -41,7 +42,7 @@ class Payloads:
                 name = f"{base} #{count}"
             taken.add(name)
             self._names[id(scenario)] = name
-        self.source.index_feature(feature)
+        return self.source.index_feature(feature)
 
     def name_of(self, scenario) -> str:
         name = self._names.get(id(scenario))
@@ -66,6 +67,7 @@ class Payloads:
         return self.paths_of(node)[0]
 
     def test_common(self, scenario, feature) -> dict:
+        """What a test's start says about it (its code travels apart: start_extras)."""
         file_name, vc_path = self.paths_of(
             scenario if getattr(scenario, "filename", None) else feature
         )
@@ -75,7 +77,6 @@ class Payloads:
             "scopes": mapping.scopes_of(scenario, feature, file_name),
             "tags": mapping.tags_of(scenario, feature),
             "location": f"{file_name}:{getattr(scenario, 'line', 0)}",
-            "body": {"lang": "gherkin", "code": self.source.code(scenario)},
         }
         if vc_path:
             body["vc_filepath"] = vc_path
@@ -83,11 +84,16 @@ class Payloads:
             body["environment"] = dict(self.environment)
         return body
 
-    @staticmethod
-    def test_start(common: dict, started_at: str) -> dict:
-        return {**common, "started_at": started_at}
+    def start_extras(self, scenario, steps: list) -> dict:
+        """The compact parts of a test_start draft: its code and its steps (drafts.py)."""
+        step_text = mapping.step_text
+        return {
+            "code": self.source.code_parts(scenario),
+            "steps": [[str(step.keyword or ""), step_text(step)] for step in steps],
+        }
 
-    def test_finish(self, run, end_ns: int, clock: Clock) -> dict:
+    def test_finish(self, run, end_ns: int, clock: Clock) -> tuple[dict, list]:
+        """The finish draft and its compact step results (drafts.py)."""
         scenario = run.scenario
         steps, step_failures = self._steps(run, clock)
         failures = step_failures + [{"backtrace": lines} for lines in run.hook_failures]
@@ -105,42 +111,43 @@ class Payloads:
         body = {
             "result": result,
             "finished_at": clock.epoch_ms(end_ns),
-            "file_name": run.body_common["file_name"],
-            "scopes": run.body_common["scopes"],
             "duration_in_ms": max(1, duration_ms(run.start_ns, end_ns)),
-            "meta": {"steps": steps},
         }
         if failures and result == "failed":
             body["failure"] = failures
         if run.metadata:
             body["custom_metadata"] = run.metadata
-        environment = {**self.environment, **run.environment}
+        environment = (
+            {**self.environment, **run.environment} if run.environment else self.environment
+        )
         if environment:
-            body["environment"] = environment
-        return body
+            body["environment"] = dict(environment)
+        return body, steps
 
-    def _steps(self, run, clock: Clock) -> tuple[list[dict], list[dict]]:
+    def _steps(self, run, clock: Clock) -> tuple[list[list], list[dict]]:
+        """[result, started_at, finished_at(, failure)] per step, and the test's failures."""
         steps, failures = [], []
+        starts, ends, hook_failures = run.step_starts, run.step_ends, run.step_hook_failures
+        offset = clock.epoch_offset_ns  # epoch_ms(), inlined: this runs for every step
         for index, step in enumerate(run.steps):
-            status = mapping.status_name(getattr(step, "status", None))
-            item = {
-                "id": str(index + 1),
-                "keyword": str(getattr(step, "keyword", "") or ""),
-                "text": mapping.step_text(step),
-                "result": mapping.step_result(status),
-            }
-            start, end = run.step_starts.get(index), run.step_ends.get(index)
+            status = step.status
+            result = mapping.step_result_of(status)
+            start, end = starts.get(index), ends.get(index)
             if start is not None and end is not None:
-                item["started_at"] = clock.epoch_ms(start)
-                item["finished_at"] = clock.epoch_ms(end)
-                item["duration"] = duration_ms(start, end)
-            lines = run.step_hook_failures.get(index) or mapping.step_failure_lines(step, status)
-            if lines:
-                item["result"] = "failed" if item["result"] == "passed" else item["result"]
-                item["failure"] = "\n".join(lines)
-                failures.append(
-                    {"backtrace": [f"Step failed: {item['keyword']} {step.name}"] + lines}
+                item = [result, (offset + start) // 1_000_000, (offset + end) // 1_000_000]
+            else:
+                item = [result, None, None]
+            if result != "passed" or index in hook_failures:
+                lines = hook_failures.get(index) or mapping.step_failure_lines(
+                    step, mapping.status_name(status)
                 )
+                if lines:
+                    if result == "passed":
+                        item[0] = "failed"
+                    item.append("\n".join(lines))
+                    failures.append(
+                        {"backtrace": [f"Step failed: {step.keyword} {step.name}"] + lines}
+                    )
             steps.append(item)
         return steps, failures
 

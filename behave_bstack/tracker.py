@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from . import mapping
 from .capture import Sink, attachment_entry, behave_captured, log_entries, metadata_from_tags
 from .clock import Clock
+from .drafts import SOURCE
 
 LOGS_PER_CALL = 500  # the API's limit per logs call
 SCENARIO_HOOKS = frozenset({"before_scenario", "after_scenario"})
@@ -112,12 +113,20 @@ class Tracker:
         self.finish_current()
         self.feature = feature
         self.features_seen.append(feature)
-        self.payloads.index_feature(feature)
+        self.index_feature(feature)
         for scenario in _walk_scenarios(feature):
             if getattr(scenario, "should_skip", False):  # (status is computed: slower)
                 # Skipped before anything ran: deselected by a file:line location (behave
                 # marks the others skipped; behavex selects scenarios this way).
                 scenario._bstack_deselected = True
+
+    def index_feature(self, feature) -> None:
+        source = self.payloads.index_feature(feature)
+        if source is not None:
+            key, lines = source
+            self.outbox.emit(
+                SOURCE, {"file": self.payloads.file_name_of(feature), "lines": lines}, key
+            )
 
     def rule_started(self, rule) -> None:
         self.finish_current()
@@ -196,9 +205,9 @@ class Tracker:
             run.metadata.setdefault(key, []).append(value)
         scenario._bstack_reported = True
         self.current = run
-        self.outbox.emit(
-            "test_start", self.payloads.test_start(common, self.clock.epoch_ms(start_ns)), ref
-        )
+        body = {**common, "started_at": self.clock.epoch_ms(start_ns)}
+        extras = self.payloads.start_extras(scenario, run.steps)
+        self.outbox.emit("test_start", body, ref, extras=extras)
         self.counts["tests"] += 1
         return run
 
@@ -209,9 +218,9 @@ class Tracker:
         self.current = None
         end_ns = self.clock.now() if end_ns is None else end_ns
         self._emit_test_logs(run, end_ns)
-        body = self.payloads.test_finish(run, end_ns, self.clock)
+        body, steps = self.payloads.test_finish(run, end_ns, self.clock)
         links = {"hooks": [{"$ref": r} for r in run.hook_refs]} if run.hook_refs else None
-        self.outbox.emit("test_finish", body, run.ref, links)
+        self.outbox.emit("test_finish", body, run.ref, links, extras={"steps": steps})
 
     def _emit_test_logs(self, run: TestRun, end_ns: int) -> None:
         """The test's own output, and what behave's capture kept of it and of its hooks."""
@@ -297,8 +306,10 @@ class Tracker:
         index = run.step_cursor
         if index >= len(steps) or steps[index] is not step:
             index = next((i for i, s in enumerate(steps) if s is step), index)
-        run.step_ends.setdefault(index, now)
-        run.step_starts.setdefault(index, now)
+        if index not in run.step_ends:
+            run.step_ends[index] = now
+        if index not in run.step_starts:
+            run.step_starts[index] = now
         run.step_cursor = index + 1
 
     # -- hooks ----------------------------------------------------------------
@@ -433,7 +444,7 @@ class Tracker:
             if id(feature) in seen:
                 continue
             self.feature = feature
-            self.payloads.index_feature(feature)
+            self.index_feature(feature)
             self.report_unrun(feature)
 
     # -- safety ---------------------------------------------------------------

@@ -289,7 +289,7 @@ def only_run_dir(journal_dir: Path) -> Path:
 
 
 def events(run_dir: Path) -> list[dict]:
-    return journal.read_all(Path(run_dir) / journal.EVENTS)
+    return journal.read_events(Path(run_dir) / journal.EVENTS)
 
 
 def acks(run_dir: Path) -> list[dict]:

@@ -1,0 +1,89 @@
+"""The compact form of test drafts in the journal, and its expansion when read.
+
+behave's thread pays for every byte it builds and encodes, so a test's drafts leave out
+what can be rebuilt from earlier journal lines, and every reader of the journal
+(EventReader) puts it back before anything else sees the event:
+
+    {"op": "source", "ref": "s1", "body": {"file": ..., "lines": [...]}}
+        a feature file's lines, journaled once, when its first scenario is reported
+    test_start  + "code":  [text | [source ref, first line, end line], ...]
+                + "steps": [[keyword, text], ...]
+        -> body.body = {"lang": "gherkin", "code": the pieces joined by newlines}
+    test_finish + "steps": [[result, started_at, finished_at(, failure)], ...]
+        -> body.meta.steps (id, keyword and text from the start), file_name and scopes
+
+Events in the full form pass through unchanged.
+"""
+
+from __future__ import annotations
+
+SOURCE = "source"
+
+
+def render_code(parts: list, sources: dict[str, list[str]]) -> str:
+    """The scenario's Gherkin from its pieces; lines of an unknown source read as empty."""
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif isinstance(part, list) and len(part) == 3:
+            lines = sources.get(part[0]) or []
+            out.append("\n".join(lines[part[1] : part[2]]))
+    return "\n".join(out)
+
+
+def expand_steps(results: list, templates: list) -> list[dict]:
+    steps = []
+    for index, result in enumerate(results):
+        keyword, text = templates[index] if index < len(templates) else ("", "")
+        item = {"id": str(index + 1), "keyword": keyword, "text": text, "result": result[0]}
+        if result[1] is not None and result[2] is not None:
+            item["started_at"] = result[1]
+            item["finished_at"] = result[2]
+            item["duration"] = max(0, result[2] - result[1])
+        if len(result) > 3:
+            item["failure"] = result[3]
+        steps.append(item)
+    return steps
+
+
+class Expander:
+    """Turns the journal's events back into full drafts, in journal order.  Keeps the
+    latest source's lines and, per test not yet finished, what its finish needs."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, list[str]] = {}
+        self.open_tests: dict[str, tuple] = {}
+
+    def expand(self, record: dict) -> dict | None:
+        """The full event, or None for a record only readers need (a source)."""
+        op = record.get("op")
+        if op == SOURCE:
+            body = record.get("body") or {}
+            # The writer refers to the latest source only (GherkinSource keeps one file).
+            self.sources = {str(record.get("ref")): list(body.get("lines") or [])}
+            return None
+        if op == "test_start" and ("code" in record or "steps" in record):
+            body = dict(record.get("body") or {})
+            body["body"] = {
+                "lang": "gherkin",
+                "code": render_code(record.pop("code", []), self.sources),
+            }
+            templates = record.pop("steps", [])
+            self.open_tests[record.get("ref")] = (
+                body.get("file_name"),
+                body.get("scopes"),
+                templates,
+            )
+            record["body"] = body
+        elif op == "test_finish" and "steps" in record:
+            file_name, scopes, templates = self.open_tests.pop(record.get("ref"), (None, None, []))
+            body = dict(record.get("body") or {})
+            if file_name is not None:
+                body.setdefault("file_name", file_name)
+                body.setdefault("scopes", scopes)
+            body["meta"] = {"steps": expand_steps(record.pop("steps"), templates)}
+            record["body"] = body
+        elif op == "test_finish":
+            self.open_tests.pop(record.get("ref"), None)
+        return record
