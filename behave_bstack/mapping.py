@@ -51,18 +51,28 @@ def step_result(status) -> str:
     return STEP_RESULTS.get(status_name(status), "failed")
 
 
+# step_result() and test_result() run for every step and test: behave's statuses are enum
+# members (singletons, never freed), so answers are kept by identity; anything else (a
+# plain string) is looked up each time.
 _STEP_RESULT_BY_ID: dict[int, str] = {}
+_TEST_RESULT_BY_ID: dict[int, str] = {}
 
 
 def step_result_of(status) -> str:
-    """step_result() for every step of every test: behave's statuses are enum members
-    (singletons, never freed), so the answer is kept by identity; anything else (a plain
-    string) is looked up each time."""
     found = _STEP_RESULT_BY_ID.get(id(status))
     if found is None:
         found = step_result(status)
         if isinstance(status, enum.Enum):
             _STEP_RESULT_BY_ID[id(status)] = found
+    return found
+
+
+def test_result_of(status) -> str:
+    found = _TEST_RESULT_BY_ID.get(id(status))
+    if found is None:
+        found = test_result(status)
+        if isinstance(status, enum.Enum):
+            _TEST_RESULT_BY_ID[id(status)] = found
     return found
 
 
@@ -103,17 +113,20 @@ def scopes_of(scenario, feature, file_name: str) -> list[str]:
 def tags_of(scenario, feature) -> list[str]:
     """Feature, rule and scenario tags (an outline row's include its outline's and its
     Examples' tags), in that order, without the @ and without repeats."""
-    tags: list[str] = []
-    sources = [getattr(feature, "tags", ()), ()]
-    rule = rule_of(scenario)
-    if rule is not None:
-        sources[1] = getattr(rule, "tags", ())
-    sources.append(getattr(scenario, "tags", ()))
-    for source in sources:
-        for tag in source or ():
-            tag = str(tag)
-            if tag not in tags:
-                tags.append(tag)
+    return add_tags(container_tags(feature, rule_of(scenario)), getattr(scenario, "tags", ()))
+
+
+def container_tags(feature, rule) -> list[str]:
+    """The tags every scenario of a feature (and rule) inherits."""
+    rule_tags = getattr(rule, "tags", ()) if rule is not None else ()
+    return add_tags(add_tags([], getattr(feature, "tags", ())), rule_tags)
+
+
+def add_tags(tags: list[str], more) -> list[str]:
+    for tag in more or ():
+        tag = str(tag)
+        if tag not in tags:
+            tags.append(tag)
     return tags
 
 
@@ -233,8 +246,9 @@ class GherkinSource:
             self._ranges[cache_key] = found
         return found
 
-    def code_parts(self, scenario) -> list:
-        """Text pieces and line ranges that, joined by newlines, are the scenario's code."""
+    def code_parts(self, scenario, rule) -> list:
+        """Text pieces and line ranges that, joined by newlines, are the scenario's code
+        (`rule`: the scenario's Rule or None, see rule_of)."""
         filename = str(getattr(scenario, "filename", "") or "")
         template = getattr(scenario, "parent", None)
         row = outline_row(scenario)
@@ -247,7 +261,7 @@ class GherkinSource:
         if own is None or (row is not None and template is None):
             return [gherkin_code(scenario)]
         parts: list = []
-        for container in (getattr(scenario, "feature", None), rule_of(scenario)):
+        for container in (getattr(scenario, "feature", None), rule):
             background = getattr(container, "background", None)
             if background is not None:
                 found = self._range(filename, getattr(background, "line", 0))
@@ -262,7 +276,7 @@ class GherkinSource:
         from .drafts import render_code
 
         sources = {key: lines for key, lines, _ in self._files.values()}
-        return render_code(self.code_parts(scenario), sources)
+        return render_code(self.code_parts(scenario, rule_of(scenario)), sources)
 
 
 def gherkin_code(scenario) -> str:

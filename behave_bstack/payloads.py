@@ -19,6 +19,8 @@ class Payloads:
         self.environment = dict(environment or {})
         self._names: dict[int, str] = {}
         self._paths: dict[str, tuple[str, str | None]] = {}
+        # per (feature, rule) of the current feature: file_name, vc_filepath, scopes, tags
+        self._containers: dict[tuple[int, int], tuple] = {}
         self.source = mapping.GherkinSource()
 
     # -- tests ------------------------------------------------------------------
@@ -29,6 +31,7 @@ class Payloads:
         current feature's names are kept.  Returns the feature file's (key, lines) when
         they are new, for the journal (drafts.py)."""
         self._names = {}
+        self._containers = {}
         taken: set[str] = set()
         walk = getattr(feature, "walk_scenarios", None)
         scenarios = walk() if walk else getattr(feature, "scenarios", ())
@@ -66,16 +69,24 @@ class Payloads:
     def file_name_of(self, node) -> str:
         return self.paths_of(node)[0]
 
-    def test_common(self, scenario, feature) -> dict:
-        """What a test's start says about it (its code travels apart: start_extras)."""
-        file_name, vc_path = self.paths_of(
-            scenario if getattr(scenario, "filename", None) else feature
-        )
+    def test_common(self, scenario, feature, rule) -> dict:
+        """What a test's start says about it (its code and steps travel apart:
+        start_extras).  `rule`: the scenario's Rule or None (mapping.rule_of)."""
+        key = (id(feature), id(rule))
+        container = self._containers.get(key)
+        if container is None:
+            file_name, vc_path = self.paths_of(
+                scenario if getattr(scenario, "filename", None) else feature
+            )
+            scopes = mapping.scopes_of(scenario, feature, file_name)
+            container = (file_name, vc_path, scopes, mapping.container_tags(feature, rule))
+            self._containers[key] = container
+        file_name, vc_path, scopes, inherited_tags = container
         body = {
             "name": self.name_of(scenario),
             "file_name": file_name,
-            "scopes": mapping.scopes_of(scenario, feature, file_name),
-            "tags": mapping.tags_of(scenario, feature),
+            "scopes": scopes,
+            "tags": mapping.add_tags(list(inherited_tags), getattr(scenario, "tags", ())),
             "location": f"{file_name}:{getattr(scenario, 'line', 0)}",
         }
         if vc_path:
@@ -84,21 +95,24 @@ class Payloads:
             body["environment"] = dict(self.environment)
         return body
 
-    def start_extras(self, scenario, steps: list) -> dict:
+    def start_extras(self, scenario, rule, steps: list) -> dict:
         """The compact parts of a test_start draft: its code and its steps (drafts.py)."""
-        step_text = mapping.step_text
-        return {
-            "code": self.source.code_parts(scenario),
-            "steps": [[str(step.keyword or ""), step_text(step)] for step in steps],
-        }
+        templates = []
+        for step in steps:
+            if step.table is None and step.text is None:  # most steps: just the line
+                templates.append([step.keyword, step.name])
+            else:
+                templates.append([str(step.keyword or ""), mapping.step_text(step)])
+        return {"code": self.source.code_parts(scenario, rule), "steps": templates}
 
     def test_finish(self, run, end_ns: int, clock: Clock) -> tuple[dict, list]:
         """The finish draft and its compact step results (drafts.py)."""
         scenario = run.scenario
         steps, step_failures = self._steps(run, clock)
         failures = step_failures + [{"backtrace": lines} for lines in run.hook_failures]
-        status = mapping.status_name(getattr(scenario, "status", None))
-        result = getattr(run, "forced_result", None) or mapping.test_result(status)
+        status_value = getattr(scenario, "status", None)
+        result = run.forced_result or mapping.test_result_of(status_value)
+        status = "passed" if result == "passed" else mapping.status_name(status_value)
         if run.cleanup_failures:
             failures.extend({"backtrace": lines} for lines in run.cleanup_failures)
             result = "failed"

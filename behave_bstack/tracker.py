@@ -194,19 +194,20 @@ class Tracker:
         feature = getattr(scenario, "feature", None) or self.feature
         start_ns = self.clock.now() if start_ns is None else start_ns
         ref = self.next_ref("t")
-        common = self.payloads.test_common(scenario, feature)
+        rule = mapping.rule_of(scenario)
+        common = self.payloads.test_common(scenario, feature, rule)
         run = TestRun(ref, scenario, feature, start_ns, common)
         run.steps = list(getattr(scenario, "all_steps", None) or ())
         for extras in (self.run_extras, self.feature_extras):
             for key, values in extras["metadata"].items():
                 run.metadata.setdefault(key, []).extend(values)
             run.environment.update(extras["environment"])
-        for key, value in metadata_from_tags(common.get("tags", ())):
+        for key, value in metadata_from_tags(common["tags"]):
             run.metadata.setdefault(key, []).append(value)
         scenario._bstack_reported = True
         self.current = run
         body = {**common, "started_at": self.clock.epoch_ms(start_ns)}
-        extras = self.payloads.start_extras(scenario, run.steps)
+        extras = self.payloads.start_extras(scenario, rule, run.steps)
         self.outbox.emit("test_start", body, ref, extras=extras)
         self.counts["tests"] += 1
         return run
