@@ -98,6 +98,7 @@ class _Tee:
         self._stream = stream
         self._on_text = on_text
         self._level = level
+        self._copy_encoding()
 
     def write(self, text):
         result = self._stream.write(text)
@@ -107,15 +108,20 @@ class _Tee:
             pass
         return result
 
-    # behave reads sys.stdout.encoding some 16 times per scenario; going through
-    # __getattr__ (a failed lookup first) made that a tenth of our whole cost.
-    @property
-    def encoding(self):
-        return self._stream.encoding
+    # behave reads sys.stdout.encoding some 16 times per scenario: a plain attribute
+    # answers that fastest (through __getattr__, a failed lookup first, it was a tenth of
+    # our whole cost).  reconfigure() is the one way it changes.
+    def _copy_encoding(self) -> None:
+        for name in ("encoding", "errors"):
+            try:
+                setattr(self, name, getattr(self._stream, name))
+            except AttributeError:
+                self.__dict__.pop(name, None)
 
-    @property
-    def errors(self):
-        return self._stream.errors
+    def reconfigure(self, *args, **kwargs):
+        result = self._stream.reconfigure(*args, **kwargs)
+        self._copy_encoding()
+        return result
 
     def __getattr__(self, name):
         return getattr(self._stream, name)

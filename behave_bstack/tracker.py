@@ -45,7 +45,7 @@ class HookCall:
     sink: Sink = field(default_factory=Sink)
 
 
-@dataclass
+@dataclass(slots=True)
 class TestRun:
     ref: str
     scenario: object
@@ -199,9 +199,10 @@ class Tracker:
         run = TestRun(ref, scenario, feature, start_ns, common)
         run.steps = list(getattr(scenario, "all_steps", None) or ())
         for extras in (self.run_extras, self.feature_extras):
-            for key, values in extras["metadata"].items():
-                run.metadata.setdefault(key, []).extend(values)
-            run.environment.update(extras["environment"])
+            if extras["metadata"] or extras["environment"]:
+                for key, values in extras["metadata"].items():
+                    run.metadata.setdefault(key, []).extend(values)
+                run.environment.update(extras["environment"])
         for key, value in metadata_from_tags(common["tags"]):
             run.metadata.setdefault(key, []).append(value)
         scenario._bstack_reported = True
