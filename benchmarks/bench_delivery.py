@@ -126,11 +126,12 @@ def reset(url: str) -> None:
     )
 
 
-def run_behave(workdir: Path, fmt: str, env_extra: dict) -> dict:
+def run_behave(workdir: Path, fmt: str, env_extra: dict, extra_args: tuple = ()) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BROWSERSTACK_", "BSTACK_"))}
     env.update(env_extra)
     env["BSTACK_JOURNAL_DIR"] = str(workdir / "journal")
-    cmd = [sys.executable, "-m", "behave", "-f", fmt, "--no-summary", "--no-snippets", "features"]
+    cmd = [sys.executable, "-m", "behave", "-f", fmt, *extra_args, "--no-summary", "--no-snippets"]
+    cmd.append("features")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
@@ -185,6 +186,9 @@ def main() -> None:
     parser.add_argument(
         "--big", type=int, default=20000, help="scenarios for the memory run (0: skip)"
     )
+    parser.add_argument(
+        "--per-feature", type=int, default=100, help="scenarios per generated feature file"
+    )
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-rate-limit", action="store_true")
     args = parser.parse_args()
@@ -197,7 +201,7 @@ def main() -> None:
     compileall.compile_dir(str(ROOT / "behave_bstack"), quiet=1)
     with tempfile.TemporaryDirectory(prefix="bstack-bench-") as tmp:
         work = Path(tmp)
-        make_suite(work, args.scenarios)
+        make_suite(work, args.scenarios, args.per_feature)
         server, url = start_server()
         live_env = {
             "BROWSERSTACK_USERNAME": "bench",
@@ -205,13 +209,18 @@ def main() -> None:
             "BROWSERSTACK_API_URL": url,
             "BSTACK_FLUSH_TIMEOUT": "120",
         }
-        times = {"null": [], "offline": [], "live": []}
+        times = {"null": [], "json": [], "offline": [], "live": []}
+        cpu = {"null": [], "offline": []}
+        json_args = ("-o", str(work / "out.json"))
         calls, uploader_cpu = [], []
         try:
             run_behave(work, "null", {})  # warm the file cache
             for _ in range(args.runs):
-                times["null"].append(run_behave(work, "null", {})["seconds"])
-                times["offline"].append(run_behave(work, FORMATTER, {})["seconds"])
+                for name, fmt, extra in (("null", "null", ()), ("offline", FORMATTER, ())):
+                    result = run_behave(work, fmt, {}, extra)
+                    times[name].append(result["seconds"])
+                    cpu[name].append(result["cpu"])
+                times["json"].append(run_behave(work, "json", {}, json_args)["seconds"])
                 reset(url)
                 live = run_behave(work, FORMATTER, live_env)
                 times["live"].append(live["seconds"])
@@ -226,10 +235,16 @@ def main() -> None:
             server.wait()
         base = statistics.median(times["null"])
         print(
-            f"suite: {args.scenarios} scenarios x 5 steps + 1-step Background; medians of {args.runs}"
+            f"suite: {args.scenarios} scenarios x 5 steps + 1-step Background, "
+            f"{args.per_feature} per feature file; medians of {args.runs}"
         )
         print(ratio_line("null", times["null"], base, "-"))
+        print(ratio_line("json", times["json"], base, "reference: 1.02x in design.md"))
         print(ratio_line("offline", times["offline"], base, "<= 1.10x"))
+        print(
+            "  offline CPU time (user+system) / null's: "
+            f"{statistics.median(cpu['offline']) / statistics.median(cpu['null']):.2f}x"
+        )
         print(ratio_line("live", times["live"], base, "<= 1.30x"))
         print(f"  live: calls recorded by the server per run: {calls}")
         print(
