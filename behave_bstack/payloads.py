@@ -19,12 +19,13 @@ class Payloads:
         self.environment = dict(environment or {})
         self._names: dict[int, str] = {}
         self._paths: dict[str, tuple[str, str | None]] = {}
+        self._cwd_in_repo = _prefix_in_repo(cwd, repo_root)
         # per (feature, rule) of the current feature: file_name, vc_filepath, scopes, tags
         self._containers: dict[tuple[int, int], tuple] = {}
         self.source = mapping.GherkinSource()
 
     # -- tests ------------------------------------------------------------------
-    def index_feature(self, feature) -> tuple[str, list[str]] | None:
+    def index_feature(self, feature, scenarios=None) -> tuple[str, list[str]] | None:
         """Give every scenario of a feature a unique, stable name: behave's own (for an
         outline row it follows scenario_outline_annotation_schema), with " #2", " #3" added
         to repeats, counted in file order so the same file gives the same names.  Only the
@@ -33,8 +34,9 @@ class Payloads:
         self._names = {}
         self._containers = {}
         taken: set[str] = set()
-        walk = getattr(feature, "walk_scenarios", None)
-        scenarios = walk() if walk else getattr(feature, "scenarios", ())
+        if scenarios is None:
+            walk = getattr(feature, "walk_scenarios", None)
+            scenarios = walk() if walk else getattr(feature, "scenarios", ())
         for scenario in scenarios:
             base = " ".join(str(getattr(scenario, "name", "") or "").split()) or (
                 f"{getattr(scenario, 'keyword', 'Scenario')} at line {getattr(scenario, 'line', '?')}"
@@ -58,13 +60,22 @@ class Payloads:
         raw = str(getattr(node, "filename", "") or "unknown.feature")
         cached = self._paths.get(raw)
         if cached is None:
-            vc_path = None
-            if self.repo_root:
-                absolute = os.path.abspath(os.path.join(self.cwd, raw))
-                vc_path = os.path.relpath(absolute, self.repo_root)
-                vc_path = None if vc_path.startswith("..") else vc_path.replace(os.sep, "/")
-            cached = self._paths[raw] = (mapping.relative_path(raw, self.cwd), vc_path)
+            cached = self._paths[raw] = self._compute_paths(raw)
         return cached
+
+    def _compute_paths(self, raw: str) -> tuple[str, str | None]:
+        if not os.path.isabs(raw) and os.path.normpath(raw) == raw and not raw.startswith(".."):
+            # behave's usual case, a clean path below the working directory: no file
+            # system calls (a suite with one scenario per file pays this per test).
+            file_name = raw.replace(os.sep, "/")
+            prefix = self._cwd_in_repo
+            return file_name, None if prefix is None else prefix + file_name
+        vc_path = None
+        if self.repo_root:
+            absolute = os.path.abspath(os.path.join(self.cwd, raw))
+            vc_path = os.path.relpath(absolute, self.repo_root)
+            vc_path = None if vc_path.startswith("..") else vc_path.replace(os.sep, "/")
+        return mapping.relative_path(raw, self.cwd), vc_path
 
     def file_name_of(self, node) -> str:
         return self.paths_of(node)[0]
@@ -219,6 +230,19 @@ class Payloads:
         if record.failure:
             body["failure"] = [{"backtrace": record.failure}]
         return body
+
+
+def _prefix_in_repo(cwd: str, repo_root: str | None) -> str | None:
+    """The working directory as a prefix of repository paths ("" at the top, "sub/" below
+    it), or None when there is no repository or cwd lies outside it."""
+    if not repo_root:
+        return None
+    rel = os.path.relpath(os.path.abspath(cwd), repo_root)
+    if rel == os.curdir:
+        return ""
+    if rel.startswith(os.pardir):
+        return None
+    return rel.replace(os.sep, "/") + "/"
 
 
 def cleanup_failure(scenario) -> list[str]:

@@ -113,15 +113,16 @@ class Tracker:
         self.finish_current()
         self.feature = feature
         self.features_seen.append(feature)
-        self.index_feature(feature)
-        for scenario in _walk_scenarios(feature):
+        scenarios = _walk_scenarios(feature)
+        self.index_feature(feature, scenarios)
+        for scenario in scenarios:
             if getattr(scenario, "should_skip", False):  # (status is computed: slower)
                 # Skipped before anything ran: deselected by a file:line location (behave
                 # marks the others skipped; behavex selects scenarios this way).
                 scenario._bstack_deselected = True
 
-    def index_feature(self, feature) -> None:
-        source = self.payloads.index_feature(feature)
+    def index_feature(self, feature, scenarios=None) -> None:
+        source = self.payloads.index_feature(feature, scenarios)
         if source is not None:
             key, lines = source
             self.outbox.emit(

@@ -387,3 +387,26 @@ def test_timestamps_stay_real_when_step_code_mocks_time(tra_server, tmp_path: Pa
         if s["text"] == "a little real time passes"
     ]
     assert len(slept) == 2 and all(s["duration"] >= 2 for s in slept), slept
+
+
+@pytest.mark.parametrize(
+    "cwd, repo, raw, expected",
+    [
+        ("/r", "/r", "features/a.feature", ("features/a.feature", "features/a.feature")),
+        ("/r", "/r", "./features/a.feature", ("features/a.feature", "features/a.feature")),
+        ("/r", "/r", "../other/b.feature", ("/other/b.feature", None)),
+        ("/r/sub", "/r", "features/a.feature", ("features/a.feature", "sub/features/a.feature")),
+        ("/r/sub", "/r", "../other/b.feature", ("/r/other/b.feature", "other/b.feature")),
+        ("/r/sub", "/r", "/r/sub/c.feature", ("c.feature", "sub/c.feature")),
+        ("/x", "/r", "features/a.feature", ("features/a.feature", None)),
+        ("/r", None, "features/a.feature", ("features/a.feature", None)),
+    ],
+)
+def test_file_name_and_repository_path_of_a_feature(cwd, repo, raw, expected) -> None:
+    """The shortcut for clean relative paths gives what the general computation gives."""
+    from behave_bstack.payloads import Payloads
+
+    class Node:
+        filename = raw
+
+    assert Payloads(cwd, repo).paths_of(Node()) == expected
