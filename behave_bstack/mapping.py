@@ -25,6 +25,8 @@ import enum
 import os
 import traceback
 
+from .drafts import render_code
+
 TEST_RESULTS = {
     "passed": "passed",
     "xfailed": "passed",
@@ -54,26 +56,22 @@ def step_result(status) -> str:
 # step_result() and test_result() run for every step and test: behave's statuses are enum
 # members (singletons, never freed), so answers are kept by identity; anything else (a
 # plain string) is looked up each time.
-_STEP_RESULT_BY_ID: dict[int, str] = {}
-_TEST_RESULT_BY_ID: dict[int, str] = {}
+def _kept_by_identity(compute):
+    answers: dict[int, str] = {}
+
+    def lookup(status) -> str:
+        found = answers.get(id(status))
+        if found is None:
+            found = compute(status)
+            if isinstance(status, enum.Enum):
+                answers[id(status)] = found
+        return found
+
+    return lookup
 
 
-def step_result_of(status) -> str:
-    found = _STEP_RESULT_BY_ID.get(id(status))
-    if found is None:
-        found = step_result(status)
-        if isinstance(status, enum.Enum):
-            _STEP_RESULT_BY_ID[id(status)] = found
-    return found
-
-
-def test_result_of(status) -> str:
-    found = _TEST_RESULT_BY_ID.get(id(status))
-    if found is None:
-        found = test_result(status)
-        if isinstance(status, enum.Enum):
-            _TEST_RESULT_BY_ID[id(status)] = found
-    return found
+step_result_of = _kept_by_identity(step_result)
+test_result_of = _kept_by_identity(test_result)
 
 
 # -- identity -------------------------------------------------------------------
@@ -273,8 +271,6 @@ class GherkinSource:
         return parts
 
     def code(self, scenario) -> str:
-        from .drafts import render_code
-
         sources = {key: lines for key, lines, _ in self._files.values()}
         return render_code(self.code_parts(scenario, rule_of(scenario)), sources)
 

@@ -40,10 +40,7 @@ class Outbox:
         readers expand (drafts.py)."""
         if links:
             body.update(links)
-        if extras:
-            self.writer.append(op, body, ref, **extras)
-        else:
-            self.writer.append(op, body, ref)
+        self.writer.append(op, body, ref, **(extras or {}))
 
     def emit_raw(self, op: str, body: dict | None = None) -> None:
         self.writer.append(op, body)
