@@ -6,9 +6,13 @@ what can be rebuilt from earlier journal lines, and every reader of the journal
 
     {"op": "source", "ref": "s1", "body": {"file": ..., "lines": [...]}}
         a feature file's lines, journaled once, when its first scenario is reported
+    test_start  + "scenario": [source ref, place in the feature's walk, line]
+        -> name, file_name, location, scopes, tags, vc_filepath, code and steps, rebuilt
+           from the source's lines by behave's parser (catalog.py); the usual form
     test_start  + "code":  [text | [source ref, first line, end line], ...]
                 + "steps": [[keyword, text], ...]
         -> body.body = {"lang": "gherkin", "code": the pieces joined by newlines}
+           (a scenario whose file could not be read, or one rebuilt by a hook)
     test_finish + "steps": [[result, started_at, finished_at(, failure)], ...]
         -> body.meta.steps (id, keyword and text from the start), file_name and scopes
 
@@ -53,6 +57,7 @@ class Expander:
 
     def __init__(self) -> None:
         self.sources: dict[str, list[str]] = {}
+        self.catalogs: dict[str, object] = {}  # source ref -> catalog.FeatureCatalog
         self.open_tests: dict[str, tuple] = {}
 
     def expand(self, record: dict) -> dict | None:
@@ -62,8 +67,19 @@ class Expander:
             body = record.get("body") or {}
             # The writer refers to the latest source only (GherkinSource keeps one file).
             self.sources = {str(record.get("ref")): list(body.get("lines") or [])}
+            self.catalogs = {str(record.get("ref")): body}
             return None
-        if op == "test_start" and ("code" in record or "steps" in record):
+        if op == "test_start" and "scenario" in record:
+            body = self._described(record.pop("scenario"))
+            body.update(record.get("body") or {})
+            templates = body.pop("steps", [])
+            self.open_tests[record.get("ref")] = (
+                body.get("file_name"),
+                body.get("scopes"),
+                templates,
+            )
+            record["body"] = body
+        elif op == "test_start" and ("code" in record or "steps" in record):
             body = dict(record.get("body") or {})
             body["body"] = {
                 "lang": "gherkin",
@@ -87,3 +103,29 @@ class Expander:
         elif op == "test_finish":
             self.open_tests.pop(record.get("ref"), None)
         return record
+
+    def _described(self, reference) -> dict:
+        """The start fields of a scenario named by reference, with its step templates
+        under "steps"; a scenario that cannot be found gets a name that says so."""
+        from .catalog import FeatureCatalog
+
+        source_ref, position, line = (list(reference) + [None, None, None])[:3]
+        catalog = self.catalogs.get(str(source_ref))
+        if isinstance(catalog, dict):  # parsed when first needed
+            catalog = self.catalogs[str(source_ref)] = FeatureCatalog(catalog)
+        found = catalog.describe(position, line) if catalog is not None else None
+        if found is None:
+            file_name = catalog.source.get("file") if catalog is not None else None
+            why = catalog.error if catalog is not None and catalog.error else "not found"
+            file_name = file_name or "unknown.feature"
+            return {
+                "name": f"Scenario at {file_name}:{line} ({why} in the journal)",
+                "file_name": file_name,
+                "location": f"{file_name}:{line}",
+                "scopes": [file_name],
+                "tags": [],
+                "body": {"lang": "gherkin", "code": ""},
+                "steps": [],
+            }
+        common, code, templates = found
+        return {**common, "body": {"lang": "gherkin", "code": code}, "steps": templates}

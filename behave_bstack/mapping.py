@@ -191,19 +191,23 @@ class GherkinSource:
         self._ranges: dict[tuple[str, int], list | None] = {}
         self._read = 0
 
-    def index_feature(self, feature) -> tuple[str, list[str]] | None:
-        """Read the feature's file; what earlier features kept is let go (memory stays
-        flat however many features a run has).  Returns (key, lines) when the file was
-        read now, for the caller to journal."""
+    def index_feature(
+        self, feature, lines: list[str] | None = None
+    ) -> tuple[str, list[str]] | None:
+        """Read the feature's file (or take its `lines`, when the journal's reader rebuilds
+        it); what earlier features kept is let go (memory stays flat however many features a
+        run has).  Returns (key, lines) when the file was read now, for the caller to
+        journal."""
         filename = str(getattr(feature, "filename", "") or "")
         if not filename or filename in self._files:
             return None
         self._files, self._ranges = {}, {}
-        try:
-            with open(filename, "rb") as handle:  # bytes, decoded at once: cheaper
-                lines = handle.read().decode("utf-8-sig").splitlines()
-        except (OSError, UnicodeDecodeError):
-            return None
+        if lines is None:
+            try:
+                with open(filename, "rb") as handle:  # bytes, decoded at once: cheaper
+                    lines = handle.read().decode("utf-8-sig").splitlines()
+            except (OSError, UnicodeDecodeError):
+                return None
         starts = set()
         stack = [feature]
         while stack:
@@ -220,6 +224,11 @@ class GherkinSource:
         key = f"s{self._read}"
         self._files[filename] = (key, lines, sorted(starts))
         return key, lines
+
+    def key_of(self, filename: str) -> str | None:
+        """The journal's key for the lines of this file, if they are the ones kept."""
+        known = self._files.get(filename)
+        return known[0] if known is not None else None
 
     def _range(self, filename: str, line: int, keep: bool = True) -> list | None:
         """[source key, first index, end index] of the block starting at `line`."""

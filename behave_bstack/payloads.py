@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from . import mapping
+from .capture import METADATA_TAG
 from .clock import Clock, duration_ms
 
 
@@ -18,6 +19,9 @@ class Payloads:
         self.repo_root = repo_root
         self.environment = dict(environment or {})
         self._names: dict[int, str] = {}
+        self._positions: dict[int, int] = {}  # id(scenario) -> place in the feature's walk
+        self._source_key: str | None = None  # the journaled lines of the current feature
+        self.tag_metadata_possible = True  # False once a feature's text has no such tag
         self._paths: dict[str, tuple[str, str | None]] = {}
         self._cwd_in_repo = _prefix_in_repo(cwd, repo_root)
         # per (feature, rule) of the current feature: file_name, vc_filepath, scopes, tags
@@ -25,19 +29,24 @@ class Payloads:
         self.source = mapping.GherkinSource()
 
     # -- tests ------------------------------------------------------------------
-    def index_feature(self, feature, scenarios=None) -> tuple[str, list[str]] | None:
+    def index_feature(
+        self, feature, scenarios=None, lines: list[str] | None = None
+    ) -> tuple[str, list[str]] | None:
         """Give every scenario of a feature a unique, stable name: behave's own (for an
         outline row it follows scenario_outline_annotation_schema), with " #2", " #3" added
         to repeats, counted in file order so the same file gives the same names.  Only the
         current feature's names are kept.  Returns the feature file's (key, lines) when
-        they are new, for the journal (drafts.py)."""
+        they are new, for the journal (drafts.py); `lines`: the file's, when the journal's
+        reader rebuilds the feature (catalog.py)."""
         self._names = {}
+        self._positions = {}
         self._containers = {}
         taken: set[str] = set()
         if scenarios is None:
             walk = getattr(feature, "walk_scenarios", None)
             scenarios = walk() if walk else getattr(feature, "scenarios", ())
-        for scenario in scenarios:
+        for position, scenario in enumerate(scenarios):
+            self._positions[id(scenario)] = position
             base = " ".join(str(getattr(scenario, "name", "") or "").split()) or (
                 f"{getattr(scenario, 'keyword', 'Scenario')} at line {getattr(scenario, 'line', '?')}"
             )
@@ -47,7 +56,55 @@ class Payloads:
                 name = f"{base} #{count}"
             taken.add(name)
             self._names[id(scenario)] = name
-        return self.source.index_feature(feature)
+        source = self.source.index_feature(feature, lines)
+        self._source_key = self.source.key_of(str(getattr(feature, "filename", "") or ""))
+        if source is not None:
+            self.tag_metadata_possible = any(METADATA_TAG in line for line in source[1])
+        elif self._source_key is None:
+            self.tag_metadata_possible = True
+        return source
+
+    def source_body(self, feature, lines: list[str]) -> dict:
+        """The journal's record of a feature file: its lines, and what the reader needs to
+        parse them as behave did (catalog.py)."""
+        file_name, vc_path = self.paths_of(feature)
+        body = {
+            "file": file_name,
+            "lines": lines,
+            "path": str(getattr(feature, "filename", "") or ""),
+            "language": getattr(feature, "language", None),
+        }
+        if vc_path:
+            body["vc_filepath"] = vc_path
+        for scenario in self._outline_rows(feature):
+            body["outline_schema"] = getattr(scenario.parent, "annotation_schema", None)
+            break
+        return body
+
+    @staticmethod
+    def _outline_rows(feature):
+        walk = getattr(feature, "walk_scenarios", None)
+        for scenario in walk() if walk else ():
+            if mapping.outline_row(scenario) is not None:
+                yield scenario
+
+    def reference(self, scenario) -> list | None:
+        """[source key, place in the feature's walk, line]: all a test_start needs to say
+        about a scenario of the current feature, whose file's lines are in the journal; the
+        reader rebuilds the rest from them (catalog.py).  None: describe it in full."""
+        position = self._positions.get(id(scenario))
+        if position is None or self._source_key is None:
+            return None
+        return [self._source_key, position, getattr(scenario, "line", 0)]
+
+    def common_of(self, run) -> dict:
+        """The test's name, scopes and tags, worked out when first asked for (by a hook, or
+        when the start is described in full)."""
+        if run.body_common is None:
+            run.body_common = self.test_common(
+                run.scenario, run.feature, mapping.rule_of(run.scenario)
+            )
+        return run.body_common
 
     def name_of(self, scenario) -> str:
         name = self._names.get(id(scenario))
@@ -181,8 +238,9 @@ class Payloads:
         """What a hook ran for: the name to show and the scopes to file it under."""
         target = args[0] if args else None
         if test is not None:
-            scopes = test.body_common["scopes"]
-            what = test.body_common["name"]
+            common = self.common_of(test)
+            scopes = common["scopes"]
+            what = common["name"]
             if name.endswith("_step") and target is not None:
                 what = f"{what} / {getattr(target, 'keyword', '')} {getattr(target, 'name', '')}"
             if name.endswith("_tag"):
@@ -213,7 +271,7 @@ class Payloads:
             "started_at": started_at,
         }
         if test is not None:
-            body["tags"] = test.body_common.get("tags", [])
+            body["tags"] = self.common_of(test).get("tags", [])
         return body
 
     def hook_finish(self, record, end_ns: int, clock: Clock) -> dict:

@@ -51,7 +51,7 @@ class TestRun:
     scenario: object
     feature: object
     start_ns: int
-    body_common: dict
+    body_common: dict | None  # name, scopes, tags: see Payloads.common_of
     step_starts: dict[int, int] = field(default_factory=dict)
     step_ends: dict[int, int] = field(default_factory=dict)
     step_cursor: int = 0
@@ -125,9 +125,7 @@ class Tracker:
         source = self.payloads.index_feature(feature, scenarios)
         if source is not None:
             key, lines = source
-            self.outbox.emit(
-                SOURCE, {"file": self.payloads.file_name_of(feature), "lines": lines}, key
-            )
+            self.outbox.emit(SOURCE, self.payloads.source_body(feature, lines), key)
 
     def rule_started(self, rule) -> None:
         self.finish_current()
@@ -195,22 +193,32 @@ class Tracker:
         feature = getattr(scenario, "feature", None) or self.feature
         start_ns = self.clock.now() if start_ns is None else start_ns
         ref = self.next_ref("t")
-        rule = mapping.rule_of(scenario)
-        common = self.payloads.test_common(scenario, feature, rule)
-        run = TestRun(ref, scenario, feature, start_ns, common)
+        payloads = self.payloads
+        run = TestRun(ref, scenario, feature, start_ns, None)
         run.steps = list(getattr(scenario, "all_steps", None) or ())
         for extras in (self.run_extras, self.feature_extras):
             if extras["metadata"] or extras["environment"]:
                 for key, values in extras["metadata"].items():
                     run.metadata.setdefault(key, []).extend(values)
                 run.environment.update(extras["environment"])
-        for key, value in metadata_from_tags(common["tags"]):
-            run.metadata.setdefault(key, []).append(value)
+        if payloads.tag_metadata_possible:
+            for key, value in metadata_from_tags(payloads.common_of(run)["tags"]):
+                run.metadata.setdefault(key, []).append(value)
         scenario._bstack_reported = True
         self.current = run
-        body = {**common, "started_at": self.clock.epoch_ms(start_ns)}
-        extras = self.payloads.start_extras(scenario, rule, run.steps)
-        self.outbox.emit("test_start", body, ref, extras=extras)
+        started_at = self.clock.epoch_ms(start_ns)
+        reference = payloads.reference(scenario)
+        if reference is not None:
+            # The usual case: the journal already holds the feature file's lines, so the
+            # start names the scenario and the reader describes it (catalog.py).
+            body = {"started_at": started_at}
+            if payloads.environment:
+                body["environment"] = dict(payloads.environment)
+            self.outbox.emit("test_start", body, ref, extras={"scenario": reference})
+        else:
+            body = {**payloads.common_of(run), "started_at": started_at}
+            extras = payloads.start_extras(scenario, mapping.rule_of(scenario), run.steps)
+            self.outbox.emit("test_start", body, ref, extras=extras)
         self.counts["tests"] += 1
         return run
 

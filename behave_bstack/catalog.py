@@ -1,0 +1,79 @@
+"""The reader's side of a test_start that only names its scenario (drafts.py).
+
+behave's thread journals a feature file's lines once; a test_start then says "the N-th
+scenario of that file" and the reader describes it: name, scopes, tags, location, code and
+steps.  It parses the lines with behave's own parser, as behave did during the run (same
+language, same outline naming schema), and builds the description with the very code the
+behave process uses for a test it describes in full (payloads.py), so both forms give the
+same start.  This keeps the building, and the bytes, off behave's thread.
+"""
+
+from __future__ import annotations
+
+from . import mapping
+from .drafts import render_code
+
+
+class FeatureCatalog:
+    """The scenarios of one journaled feature file, described on demand."""
+
+    def __init__(self, source: dict) -> None:
+        self.source = source
+        self._parsed: tuple | None = None  # (payloads, feature, scenarios, key)
+        self.error: str | None = None
+
+    def describe(self, position: int, line: int) -> tuple[dict, str, list] | None:
+        """(start body fields, code, step templates) of the scenario at `position` in the
+        feature's walk (checked against its `line`), or None if it cannot be found."""
+        parsed = self._parse()
+        if parsed is None:
+            return None
+        payloads, feature, scenarios, key = parsed
+        scenario = scenarios[position] if 0 <= position < len(scenarios) else None
+        if scenario is None or getattr(scenario, "line", None) != line:
+            scenario = next((s for s in scenarios if getattr(s, "line", None) == line), None)
+        if scenario is None:
+            return None
+        rule = mapping.rule_of(scenario)
+        common = payloads.test_common(scenario, feature, rule)
+        file_name = self.source.get("file") or common["file_name"]
+        common["file_name"] = file_name
+        common["location"] = f"{file_name}:{getattr(scenario, 'line', 0)}"
+        common.pop("vc_filepath", None)
+        if self.source.get("vc_filepath"):
+            common["vc_filepath"] = self.source["vc_filepath"]
+        extras = payloads.start_extras(scenario, rule, list(scenario.all_steps))
+        code = render_code(extras["code"], {key: self.source.get("lines") or []})
+        return common, code, extras["steps"]
+
+    def _parse(self):
+        if self._parsed is None and self.error is None:
+            try:
+                self._parsed = self._parse_now()
+            except Exception as exc:  # noqa: BLE001 - reported by the caller as a bad record
+                self.error = f"{type(exc).__name__}: {exc}"
+        return self._parsed
+
+    def _parse_now(self) -> tuple:
+        from behave.model import ScenarioOutline
+        from behave.parser import parse_feature
+
+        from .payloads import Payloads
+
+        lines = list(self.source.get("lines") or [])
+        path = self.source.get("path") or self.source.get("file") or "unknown.feature"
+        feature = parse_feature("\n".join(lines), self.source.get("language"), path)
+        if feature is None:
+            raise ValueError("the journaled feature file has no feature")
+        default_schema = ScenarioOutline.annotation_schema
+        schema = self.source.get("outline_schema")
+        try:
+            if schema:
+                ScenarioOutline.annotation_schema = schema  # our own process: the reader's
+            scenarios = list(feature.walk_scenarios())
+        finally:
+            ScenarioOutline.annotation_schema = default_schema
+        payloads = Payloads(".", None, None)
+        payloads.index_feature(feature, scenarios, lines)
+        key = payloads.source.key_of(str(feature.filename or ""))
+        return payloads, feature, scenarios, key
