@@ -10,6 +10,8 @@ same start.  This keeps the building, and the bytes, off behave's thread.
 
 from __future__ import annotations
 
+import contextlib
+
 from . import mapping
 from .drafts import render_code
 
@@ -62,7 +64,8 @@ class FeatureCatalog:
 
         lines = list(self.source.get("lines") or [])
         path = self.source.get("path") or self.source.get("file") or "unknown.feature"
-        feature = parse_feature("\n".join(lines), self.source.get("language"), path)
+        with _paths_as_given():
+            feature = parse_feature("\n".join(lines), self.source.get("language"), path)
         if feature is None:
             raise ValueError("the journaled feature file has no feature")
         default_schema = ScenarioOutline.annotation_schema
@@ -77,3 +80,19 @@ class FeatureCatalog:
         payloads.index_feature(feature, scenarios, lines)
         key = payloads.source.key_of(str(feature.filename or ""))
         return payloads, feature, scenarios, key
+
+
+@contextlib.contextmanager
+def _paths_as_given():
+    """behave makes every statement's file name relative to the working directory, with
+    os.path.relpath, which was most of the reader's parsing time; the reader knows the
+    file's names already (the journal has them), so the parser keeps them as given.  Only
+    this (reader's) process is touched, and only while it parses."""
+    from behave import model_core
+
+    original = model_core.make_relpath_if_possible
+    model_core.make_relpath_if_possible = lambda filename, base_directory=None: filename
+    try:
+        yield
+    finally:
+        model_core.make_relpath_if_possible = original
