@@ -12,7 +12,6 @@ no I/O, no exceptions for odd values.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -68,6 +67,8 @@ def _fit(identifier: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", identifier).strip("-") or "ci"
     if len(safe) <= RUN_IDENTIFIER_MAX:
         return safe
+    import hashlib  # rarely needed: kept off the import of every run
+
     digest = hashlib.sha256(identifier.encode("utf-8")).hexdigest()[:16]
     head = safe[: RUN_IDENTIFIER_MAX - len(digest) - 1].rstrip("-")
     return f"{head}-{digest}"

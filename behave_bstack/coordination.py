@@ -22,10 +22,8 @@ together cannot both think they are last.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,11 +31,19 @@ FINISH, SKIP, KEEP = "finish", "skip", "keep"
 GRACE = 2.0  # seconds without any process of the build run before the keeper finishes it
 
 
+# hashlib and tempfile are imported where used: most runs never share a build, and the
+# two cost a few ms of every run's start.
+
+
 def default_root() -> Path:
+    import tempfile
+
     return Path(tempfile.gettempdir()) / f"behave-bstack-{os.getuid()}" / "builds"
 
 
 def build_key(project: str, build_name: str, run_identifier: str) -> str:
+    import hashlib
+
     raw = "\x00".join((project, build_name, run_identifier)).encode("utf-8", "surrogatepass")
     return hashlib.sha256(raw).hexdigest()[:24]
 

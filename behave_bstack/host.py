@@ -6,7 +6,6 @@ Cheap and total: a few small file reads on Linux, no subprocesses, never raises.
 from __future__ import annotations
 
 import os
-import platform
 import socket
 import sys
 from collections.abc import Callable, Mapping
@@ -66,6 +65,15 @@ def _read(path: str, limit: int = 65536) -> str:
             return handle.read(limit).decode("utf-8", "replace")
     except (OSError, ValueError):
         return ""
+
+
+def _uname():
+    """os.uname() where there is one; importing `platform` costs a few ms of every run."""
+    if hasattr(os, "uname"):
+        return os.uname()
+    import platform
+
+    return platform.uname()
 
 
 def _platform_name(name: str) -> str:
@@ -160,11 +168,11 @@ def host_info() -> dict[str, str]:
     Values the platform cannot tell are left out; never raises.
     """
     info = {
-        "hostname": _safe(socket.gethostname) or _safe(platform.node),
+        "hostname": _safe(socket.gethostname) or _safe(lambda: _uname().node),
         "platform": _platform_name(sys.platform),
         "type": _safe(lambda: _host_type(os.environ)) or "physical",
-        "version": _safe(platform.release),
-        "arch": _safe(lambda: _arch_name(platform.machine())),
+        "version": _safe(lambda: _uname().release),
+        "arch": _safe(lambda: _arch_name(_uname().machine)),
     }
     return {key: value for key, value in info.items() if value}
 

@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 import sys
-import tempfile
 from pathlib import Path
 
 from . import __version__, api, ci, coordination, host, journal, vcs
@@ -39,6 +38,8 @@ def open_outbox(settings: Settings, cwd: str) -> Outbox:
     try:
         return Outbox(base / run_id)
     except OSError as exc:
+        import tempfile  # only here: it costs a few ms of every run's start
+
         fallback = Path(tempfile.gettempdir()) / "behave-bstack" / run_id
         warn(
             f"behave-bstack: cannot write the journal in {base} ({exc.strerror}); using {fallback}"
