@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import socket
 import sys
 from pathlib import Path
@@ -52,10 +51,13 @@ def test_host_info_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom() -> str:
         raise OSError("no")
 
+    class Uname:  # a system that names the node but not its release or machine
+        node = "fallback-node"
+        release = property(lambda self: boom())
+        machine = property(lambda self: boom())
+
     monkeypatch.setattr(socket, "gethostname", boom)
-    monkeypatch.setattr(platform, "node", lambda: "fallback-node")
-    monkeypatch.setattr(platform, "release", boom)
-    monkeypatch.setattr(platform, "machine", boom)
+    monkeypatch.setattr(host, "_uname", Uname)
     monkeypatch.setattr(host, "_host_type", lambda *a, **k: 1 / 0)  # even this
     info = host_info()
     assert info["hostname"] == "fallback-node"
