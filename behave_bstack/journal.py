@@ -18,6 +18,7 @@ skip until it is complete.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import random
 import time
@@ -31,6 +32,8 @@ ACKS = "acks.jsonl"
 REPORT = "report.json"
 ATTACHMENTS = "attachments"
 LOCK = "upload.lock"
+WINDOW = 1 << 20  # bytes of the events file the writer maps at a time
+READ_CHUNK = 1 << 16
 
 
 def new_run_id() -> str:
@@ -86,12 +89,30 @@ def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 
 def open_for_append(path: Path) -> int:
     """Append to a JSON-lines file; if a crash left its last line torn, end that line
-    first, so that the next record is not glued to it and lost with it."""
+    first, so that the next record is not glued to it and lost with it.  The unused,
+    zero-filled end of a killed writer's window (JournalWriter) is cut off first."""
     fd = open_private(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     size = os.fstat(fd).st_size
-    if size and os.pread(fd, 1, size - 1) != b"\n":
+    end = _data_end(fd, size)
+    if end < size:
+        os.ftruncate(fd, end)
+    if end and os.pread(fd, 1, end - 1) != b"\n":
         os.write(fd, b"\n")
     return fd
+
+
+def _data_end(fd: int, size: int) -> int:
+    """Where a file's records end: before its trailing zero bytes (a record never holds
+    one: JSON escapes them)."""
+    end = size
+    while end > 0:
+        start = max(0, end - WINDOW)
+        chunk = os.pread(fd, end - start, start)
+        kept = len(chunk.rstrip(b"\0"))
+        if kept:
+            return start + kept
+        end = start
+    return 0
 
 
 def private_file(path: Path) -> Path:
@@ -101,15 +122,26 @@ def private_file(path: Path) -> Path:
 
 
 class JournalWriter:
-    """Appends events; used by the behave process (one writer per journal)."""
+    """Appends events; used by the behave process (one writer per journal).
+
+    Records are copied into a memory-mapped window of the file rather than written with
+    one system call each: a store into a shared mapping is in the page cache at once,
+    exactly like write()'s data, so a killed (even SIGKILLed) behave loses nothing that
+    write() would have kept, while the test thread saves a system call per event (measured
+    in this VM: the journal's writes were a third of the reporter's cost per scenario).
+    The file is grown a window at a time; its unused end reads as zero bytes, where
+    readers stop (LineReader), and close() cuts it off.  Where mapping is not possible,
+    each record is one os.write(), as before."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         make_private_dir(self.directory)
-        self._fd = open_private(
-            self.directory / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL
-        )
+        self._fd = open_private(self.directory / EVENTS, os.O_RDWR | os.O_CREAT | os.O_EXCL)
         self._seq = 0
+        self._pos = 0  # bytes of records in the file
+        self._map = None  # the current window, or None (mapping failed: plain writes)
+        self._base = 0  # the window's offset in the file
+        self._mapping = hasattr(mmap, "MAP_SHARED")
 
     def append(self, op: str, body: dict | None = None, ref: str | None = None, **extra) -> int:
         self._seq += 1
@@ -118,11 +150,46 @@ class JournalWriter:
             record["ref"] = ref
         if body is not None:
             record["body"] = body
-        os.write(self._fd, _dumps(record))
+        self._write(_dumps(record))
         return self._seq
+
+    def _write(self, data: bytes) -> None:
+        size = len(data)
+        window = self._map
+        at = self._pos - self._base
+        if window is None or at + size > WINDOW:
+            window = self._next_window(size)
+            at = self._pos - self._base
+        if window is None:
+            os.pwrite(self._fd, data, self._pos)
+        else:
+            window[at : at + size - 1] = data[:-1]
+            window[at + size - 1] = 10  # the newline last: a reader never sees half a record
+        self._pos += size
+
+    def _next_window(self, size: int):
+        """Map the window that holds the next record; None: write this one directly."""
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if not self._mapping or size > WINDOW // 4:
+            return None  # a big record (a feature file's lines): one write
+        self._base = self._pos - self._pos % mmap.ALLOCATIONGRANULARITY
+        try:
+            if os.fstat(self._fd).st_size < self._base + WINDOW:
+                os.ftruncate(self._fd, self._base + WINDOW)
+            self._map = mmap.mmap(self._fd, WINDOW, offset=self._base)
+        except (OSError, ValueError):
+            self._mapping = False  # e.g. a file system that cannot map files
+            os.ftruncate(self._fd, self._pos)
+        return self._map
 
     def close(self) -> None:
         if self._fd >= 0:
+            if self._map is not None:
+                self._map.close()
+                self._map = None
+            os.ftruncate(self._fd, self._pos)
             os.close(self._fd)
             self._fd = -1
 
@@ -144,7 +211,7 @@ class LineReader:
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self._offset)
-                chunk = handle.read()
+                chunk = _read_records(handle)
         except FileNotFoundError:
             return []
         if not chunk:
@@ -161,6 +228,22 @@ class LineReader:
                 except ValueError:
                     continue  # a torn line from a crash: nothing to send from it
         return records
+
+
+def _read_records(handle) -> bytes:
+    """The bytes from here up to the file's end or its first zero byte: the writer's
+    window not yet written (JournalWriter), or a record still being copied in."""
+    parts = []
+    while True:
+        piece = handle.read(READ_CHUNK)
+        if not piece:
+            break
+        cut = piece.find(b"\0")
+        if cut >= 0:
+            parts.append(piece[:cut])
+            break
+        parts.append(piece)
+    return b"".join(parts)
 
 
 def read_all(path: Path) -> list[dict]:

@@ -204,3 +204,85 @@ def test_a_journal_delivered_twice_sends_nothing_twice(tmp_path):
         assert again.report()["delivered"] == first["delivered"]
         assert fk.deliver(run_dir, fk.options_for(srv))["pending"] == 0
         assert len(srv.calls) == count
+
+
+# --- the writer's mapped window (JournalWriter) ----------------------------------------
+
+
+def test_a_live_journal_reads_up_to_its_unwritten_zero_filled_end(tmp_path):
+    writer = journal.JournalWriter(tmp_path / "run")
+    path = tmp_path / "run" / journal.EVENTS
+    reader = journal.LineReader(path)
+    writer.append("meta", {"pid": 1})
+    assert path.stat().st_size == journal.WINDOW  # the window, zero-filled past the record
+    assert reader.read_new() == [{"seq": 1, "op": "meta", "body": {"pid": 1}}]
+    writer.append("end")
+    assert reader.read_new() == [{"seq": 2, "op": "end"}]
+    writer.close()
+    assert path.read_bytes().count(b"\0") == 0
+    assert path.read_bytes().endswith(b'"op":"end"}\n')
+
+
+def test_a_record_still_being_copied_is_read_once_complete(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"seq":1,"op":"meta"}\n{"seq":2,"o' + b"\0" * 64)
+    reader = journal.LineReader(path)
+    assert reader.read_new() == [{"seq": 1, "op": "meta"}]
+    with open(path, "r+b") as handle:
+        handle.seek(len(b'{"seq":1,"op":"meta"}\n{"seq":2,"o'))
+        handle.write(b'p":"end"}\n')
+    assert reader.read_new() == [{"seq": 2, "op": "end"}]
+
+
+def test_records_cross_windows_and_big_ones_are_written_directly(tmp_path):
+    writer = journal.JournalWriter(tmp_path / "run")
+    big = "x" * (journal.WINDOW // 2)  # a big feature file's lines: one plain write
+    texts = [f"record {n} " + "y" * 900 for n in range(2500)]  # ~2.3 MiB: three windows
+    for n, text in enumerate(texts):
+        writer.append("logs", {"message": text})
+        if n == 1000:
+            writer.append("source", {"lines": [big]})
+    writer.close()
+    records = journal.read_all(tmp_path / "run" / journal.EVENTS)
+    assert [r["seq"] for r in records] == list(range(1, 2502))
+    assert [r["body"]["message"] for r in records if r["op"] == "logs"] == texts
+    assert records[1001]["body"]["lines"] == [big]
+
+
+def test_without_mapping_every_record_is_still_written(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("this file system cannot map files")
+
+    monkeypatch.setattr(journal.mmap, "mmap", refuse)
+    writer = journal.JournalWriter(tmp_path / "run")
+    for n in range(3):
+        writer.append("logs", {"n": n})
+    path = tmp_path / "run" / journal.EVENTS
+    assert [r["body"]["n"] for r in journal.read_all(path)] == [0, 1, 2]
+    assert b"\0" not in path.read_bytes()  # no window was left behind
+    writer.close()
+
+
+def test_a_sigkilled_writer_loses_nothing_and_the_journal_can_be_closed_later(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from behave_bstack import journal
+        writer = journal.JournalWriter(Path({str(tmp_path / "run")!r}))
+        for n in range(500):
+            writer.append("logs", {{"n": n}})
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent)
+    assert proc.returncode == -9
+    path = tmp_path / "run" / journal.EVENTS
+    assert path.read_bytes().endswith(b"\0")  # killed with its window still mapped
+    assert [r["body"]["n"] for r in journal.read_all(path)] == list(range(500))
+    appender = journal.Appender(tmp_path / "run", 500)
+    appender.append({"op": "end"})
+    appender.close()
+    records = journal.read_all(path)
+    assert len(records) == 501 and records[-1] == {"op": "end", "seq": 501}
+    assert b"\0" not in path.read_bytes()
