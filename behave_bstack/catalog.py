@@ -44,7 +44,9 @@ class FeatureCatalog:
         common.pop("vc_filepath", None)
         if self.source.get("vc_filepath"):
             common["vc_filepath"] = self.source["vc_filepath"]
-        extras = payloads.start_extras(scenario, rule, list(scenario.all_steps))
+        extras = payloads.start_extras(
+            scenario, rule, list(getattr(scenario, "all_steps", ()) or ())
+        )
         code = render_code(extras["code"], {key: self.source.get("lines") or []})
         return common, code, extras["steps"]
 
