@@ -31,7 +31,8 @@ class FeatureCatalog:
         if parsed is None:
             return None
         payloads, feature, scenarios, key = parsed
-        scenario = scenarios[position] if 0 <= position < len(scenarios) else None
+        in_range = isinstance(position, int) and 0 <= position < len(scenarios)
+        scenario = scenarios[position] if in_range else None
         if scenario is None or getattr(scenario, "line", None) != line:
             scenario = next((s for s in scenarios if getattr(s, "line", None) == line), None)
         if scenario is None:

@@ -131,6 +131,8 @@ def test_a_scenario_that_moved_is_found_by_its_line_and_a_lost_one_says_so() -> 
     assert moved["body"]["location"] == "f.feature:6"
     lost = expander.expand({"op": "test_start", "ref": "t2", "scenario": ["s1", 5, 40], "body": {}})
     assert lost["body"]["name"] == "Scenario at f.feature:40 (not found in the journal)"
+    odd = expander.expand({"op": "test_start", "ref": "t3", "scenario": ["s1", None], "body": {}})
+    assert odd["body"]["name"] == "Scenario at f.feature:None (not found in the journal)"
     broken = Expander()
     broken.expand({"op": "source", "ref": "s1", "body": {"file": "g.feature", "lines": ["Scenario: no feature"]}})  # fmt: skip
     gone = broken.expand({"op": "test_start", "ref": "t1", "scenario": ["s1", 0, 1], "body": {}})
