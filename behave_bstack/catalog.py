@@ -93,7 +93,10 @@ def _paths_as_given():
     this (reader's) process is touched, and only while it parses."""
     from behave import model_core
 
-    original = model_core.make_relpath_if_possible
+    original = getattr(model_core, "make_relpath_if_possible", None)
+    if original is None:  # behave 1.2.6 keeps file names as given anyway
+        yield
+        return
     model_core.make_relpath_if_possible = lambda filename, base_directory=None: filename
     try:
         yield

@@ -77,7 +77,9 @@ class Payloads:
         if vc_path:
             body["vc_filepath"] = vc_path
         for scenario in self._outline_rows(feature):
-            body["outline_schema"] = getattr(scenario.parent, "annotation_schema", None)
+            # behave 1.2.6's rows know no outline: its reader uses the default schema
+            outline = getattr(scenario, "parent", None)
+            body["outline_schema"] = getattr(outline, "annotation_schema", None)
             break
         return body
 

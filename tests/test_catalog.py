@@ -74,7 +74,7 @@ def both_forms(feature_path: Path, cwd: Path) -> list[tuple[dict, dict]]:
     "name",
     sorted(p.name for p in CONFORMANCE.glob("*.feature"))
     if BEHAVE_13
-    else ["data_docstrings.feature", "i18n_fr.feature", "unicode.feature"],
+    else ["data_docstrings.feature", "unicode.feature"],
 )
 def test_every_conformance_scenario_reads_back_as_described_in_full(name: str) -> None:
     pairs = both_forms(CONFORMANCE / name, CONFORMANCE.parent.parent)
@@ -102,6 +102,7 @@ def test_repeated_names_tables_doc_strings_and_outline_rows(tmp_path: Path, monk
     assert pairs[0][1]["tags"] == ["team.a", "smoke"]
 
 
+@pytest.mark.skipif(not BEHAVE_13, reason="behave 1.2.6's outline rows know no outline")
 def test_a_custom_outline_schema_is_used_by_the_reader(tmp_path: Path) -> None:
     path = tmp_path / "tricky.feature"
     path.write_text(TRICKY, encoding="utf-8")
