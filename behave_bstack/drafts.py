@@ -57,7 +57,7 @@ class Expander:
 
     def __init__(self) -> None:
         self.sources: dict[str, list[str]] = {}
-        self.catalogs: dict[str, object] = {}  # source ref -> catalog.FeatureCatalog
+        self.catalogs: dict = {}  # source ref -> catalog.FeatureCatalog
         self.open_tests: dict[str, tuple] = {}
 
     def expand(self, record: dict) -> dict | None:
@@ -66,8 +66,11 @@ class Expander:
         if op == SOURCE:
             body = record.get("body") or {}
             # The writer refers to the latest source only (GherkinSource keeps one file).
+            # (imported here: catalog.py imports mapping, which imports this module)
+            from .catalog import FeatureCatalog
+
             self.sources = {str(record.get("ref")): list(body.get("lines") or [])}
-            self.catalogs = {str(record.get("ref")): body}
+            self.catalogs = {str(record.get("ref")): FeatureCatalog(body)}  # parses when asked
             return None
         if op == "test_start" and "scenario" in record:
             body = self._described(record.pop("scenario"))
@@ -107,12 +110,8 @@ class Expander:
     def _described(self, reference) -> dict:
         """The start fields of a scenario named by reference, with its step templates
         under "steps"; a scenario that cannot be found gets a name that says so."""
-        from .catalog import FeatureCatalog
-
         source_ref, position, line = (list(reference) + [None, None, None])[:3]
         catalog = self.catalogs.get(str(source_ref))
-        if isinstance(catalog, dict):  # parsed when first needed
-            catalog = self.catalogs[str(source_ref)] = FeatureCatalog(catalog)
         found = catalog.describe(position, line) if catalog is not None else None
         if found is None:
             file_name = catalog.source.get("file") if catalog is not None else None
