@@ -153,6 +153,12 @@ class JournalWriter:
         self._write(_dumps(record))
         return self._seq
 
+    def append_formatted(self, make_line, *values) -> int:
+        """Append a record that `make_line(seq, *values)` formats itself (drafts.py)."""
+        self._seq += 1
+        self._write(make_line(self._seq, *values))
+        return self._seq
+
     def _write(self, data: bytes) -> None:
         size = len(data)
         window = self._map

@@ -208,6 +208,32 @@ class Payloads:
             body["environment"] = dict(environment)
         return body, steps
 
+    def passed_step_times(self, run, clock: Clock) -> list[int] | None:
+        """[started_at, finished_at, ...] per step (epoch ms) when the test is a plain pass
+        that test_finish would describe with nothing more than its result, times, step
+        times and hook runs (drafts.passed_finish_line); None: anything else, for
+        test_finish."""
+        if (
+            run.forced_result
+            or run.hook_failures
+            or run.cleanup_failures
+            or run.step_hook_failures
+            or run.metadata
+            or run.environment
+            or self.environment
+            or mapping.test_result_of(getattr(run.scenario, "status", None)) != "passed"
+        ):
+            return None
+        starts, ends, offset = run.step_starts, run.step_ends, clock.epoch_offset_ns
+        times = []
+        for index, step in enumerate(run.steps):
+            start, end = starts.get(index), ends.get(index)
+            if start is None or end is None or mapping.step_result_of(step.status) != "passed":
+                return None
+            times.append((offset + start) // 1_000_000)
+            times.append((offset + end) // 1_000_000)
+        return times
+
     def _steps(self, run, clock: Clock) -> tuple[list[list], list[dict]]:
         """[result, started_at, finished_at(, failure)] per step, and the test's failures."""
         steps, failures = [], []

@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from helpers import DEMO_ARGS, FORMATTER
+
 from behave_bstack import journal
-from behave_bstack.drafts import Expander, expand_steps, render_code
+from behave_bstack.drafts import (
+    Expander,
+    expand_steps,
+    passed_finish_line,
+    render_code,
+    start_line,
+)
 
 
 def test_code_is_rebuilt_from_line_ranges_and_text() -> None:
@@ -76,3 +84,70 @@ def test_a_real_run_journal_reads_back_whole(tmp_path: Path) -> None:
     assert [e["op"] for e in events] == ["test_start", "test_finish"]
     assert events[0]["body"]["body"]["code"] == "  Scenario: S"
     assert events[1]["body"]["meta"] == {"steps": []}
+
+
+def _lines(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / journal.EVENTS).read_text().splitlines()]
+
+
+def test_the_directly_formatted_forms_equal_the_encoded_ones(tmp_path: Path) -> None:
+    direct = journal.JournalWriter(tmp_path / "direct")
+    direct.append_formatted(start_line, "t7", ["s2", 4, 40], 1795915110805)
+    direct.append_formatted(passed_finish_line, "t7", 1795915110900, 95, [1, 2, 2, 30], [])
+    direct.append_formatted(passed_finish_line, "t8", 1795915110900, 1, [], ["h1", "h2"])
+    direct.close()
+    encoded = journal.JournalWriter(tmp_path / "encoded")
+    encoded.append("test_start", {"started_at": 1795915110805}, "t7", scenario=["s2", 4, 40])
+    body = {"result": "passed", "finished_at": 1795915110900, "duration_in_ms": 95}
+    encoded.append("test_finish", body, "t7", steps=[["passed", 1, 2], ["passed", 2, 30]])
+    body = {"result": "passed", "finished_at": 1795915110900, "duration_in_ms": 1}
+    encoded.append(
+        "test_finish", {**body, "hooks": [{"$ref": "h1"}, {"$ref": "h2"}]}, "t8", steps=[]
+    )
+    encoded.close()
+    assert _lines(tmp_path / "direct") == _lines(tmp_path / "encoded")
+    assert passed_finish_line(1, "t1", 5, 1, [], []).endswith(b"\n")
+
+
+def _normalized_events(run_dir: Path) -> list[dict]:
+    """The events as readers see them, with every clock reading replaced by 0."""
+    times = {"started_at", "finished_at", "duration_in_ms", "duration", "timestamp"}
+
+    def scrub(value):
+        if isinstance(value, dict):
+            return {k: 0 if k in times else scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    return [scrub(e) for e in journal.read_events(run_dir / journal.EVENTS) if e["op"] != "meta"]
+
+
+def test_a_real_run_reads_the_same_with_and_without_the_direct_forms(
+    shop: Path, tmp_path: Path, run_behave, monkeypatch
+) -> None:  # noqa: F811 - run_behave is the fixture
+    """The demo suite passes, fails and runs hooks: every test is journaled once through
+    the direct forms (where they apply) and once through the general encoder."""
+    from behave_bstack.tracker import Tracker
+
+    formatted = []
+    original = journal.JournalWriter.append_formatted
+
+    def counting(self, make_line, *values):
+        formatted.append(make_line.__name__)
+        return original(self, make_line, *values)
+
+    monkeypatch.setattr(journal.JournalWriter, "append_formatted", counting)
+    runs = {}
+    for direct in (True, False):
+        monkeypatch.setattr(Tracker, "direct_forms", direct)
+        journal_dir = tmp_path / f"journal-{direct}"
+        args = ["-f", FORMATTER, "--no-summary", *DEMO_ARGS]
+        run = run_behave(args, shop, {"BSTACK_JOURNAL_DIR": str(journal_dir)}, in_process=True)
+        assert "journaled" in run.stderr, run.stderr
+        (run_dir,) = journal_dir.iterdir()
+        runs[direct] = _normalized_events(run_dir)
+    assert {"start_line", "passed_finish_line"} <= set(formatted)
+    assert formatted.count("start_line") == sum(e["op"] == "test_start" for e in runs[True])
+    assert any(e["body"].get("result") == "failed" for e in runs[True] if e["op"] == "test_finish")
+    assert runs[True] == runs[False]
