@@ -46,13 +46,18 @@ class BstackFormatter(Formatter):
     def rule_finished(self) -> None:
         self._call("finish_current")
 
-    def scenario(self, scenario) -> None:
-        self._call("scenario_announced", scenario)
-
     def step(self, step) -> None:
         pass
 
-    # The two calls made for every step are guarded inline: they are the hot path.
+    # The calls made for every scenario and step are guarded inline: they are the hot path.
+    def scenario(self, scenario) -> None:
+        session = self.session
+        if session is not None:
+            try:
+                session.tracker.scenario_announced(scenario)
+            except Exception as exc:  # noqa: BLE001
+                session.outbox.internal_error(exc)
+
     def match(self, match) -> None:
         session = self.session
         if session is not None:

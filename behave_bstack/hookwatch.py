@@ -118,22 +118,32 @@ def watch_cleanups(runner, on_error: Callable) -> bool:
     return True
 
 
-def wrap_scenario_runs(on_enter: Callable, on_leave: Callable) -> Callable[[], None]:
+def wrap_scenario_runs(
+    on_enter: Callable, on_leave: Callable, on_error: Callable[[Exception], None]
+) -> Callable[[], None]:
     """See every scenario's exact start and end: behave's Scenario.run is replaced, for
     the run, by one that calls on_enter(scenario, runner) before and on_leave(scenario)
     after it (after after_scenario and the context cleanups, with the final status).  One
     class attribute instead of a wrapper per scenario object: no memory per scenario, and
-    outline rows that a hook rebuilds are covered too.  Returns the function that undoes it."""
+    outline rows that a hook rebuilds are covered too.  An exception from on_enter or
+    on_leave goes to on_error, never to behave (guarded here, without a frame more per
+    call: this runs for every scenario).  Returns the function that undoes it."""
     from behave.model import Scenario
 
     original = Scenario.__dict__["run"]
 
     def run(self, runner, *args, **kwargs):
-        on_enter(self, runner)
+        try:
+            on_enter(self, runner)
+        except Exception as exc:  # noqa: BLE001
+            on_error(exc)
         try:
             return original(self, runner, *args, **kwargs)
         finally:
-            on_leave(self)
+            try:
+                on_leave(self)
+            except Exception as exc:  # noqa: BLE001
+                on_error(exc)
 
     run.__wrapped__ = original
     Scenario.run = run

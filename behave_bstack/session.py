@@ -81,8 +81,7 @@ class ReportingSession:
         self._journal_start(repo_root)
         tracker = self.tracker
         self._unwrap_runs = wrap_scenario_runs(
-            lambda scenario, runner: tracker.guard(tracker.scenario_entered, scenario, runner),
-            lambda scenario: tracker.guard(tracker.scenario_left, scenario),
+            tracker.scenario_entered, tracker.scenario_left, self.outbox.internal_error
         )
         if runner is not None:
             install(runner, self.tracker.on_hook)

@@ -15,6 +15,10 @@ from behave_bstack import payloads, tracker
     "target, method",
     [
         (payloads.Payloads, "test_finish"),
+        (payloads.Payloads, "passed_step_times"),
+        (tracker.Tracker, "scenario_entered"),
+        (tracker.Tracker, "scenario_left"),
+        (tracker.Tracker, "scenario_announced"),
         (tracker.Tracker, "step_finished"),
         (tracker.Tracker, "hook_begin"),
     ],
