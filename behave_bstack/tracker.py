@@ -258,10 +258,13 @@ class Tracker:
     def _emit_test_logs(self, run: TestRun, end_ns: int) -> None:
         """The test's own output, and what behave's capture kept of it and of its hooks."""
         entries = run.sink.drain()
+        captured = behave_captured(run.scenario, self.runner) if self.capture is not None else []
+        if not (entries or captured):
+            return  # the usual case
         by_hook: dict[str, list] = {}
-        if self.capture is not None:
+        if captured:
             stamp = self.clock.epoch_ms(end_ns)
-            for part, level, text in behave_captured(run.scenario, self.runner):
+            for part, level, text in captured:
                 hook_ref = run.hooks_by_name.get(part)
                 if hook_ref:
                     by_hook.setdefault(hook_ref, []).append((stamp, level, text))
