@@ -77,9 +77,13 @@ class Payloads:
         if vc_path:
             body["vc_filepath"] = vc_path
         for scenario in self._outline_rows(feature):
-            # behave 1.2.6's rows know no outline: its reader uses the default schema
             outline = getattr(scenario, "parent", None)
-            body["outline_schema"] = getattr(outline, "annotation_schema", None)
+            schema = getattr(outline, "annotation_schema", None)
+            if schema is None:  # behave 1.2.6: rows know no outline; the runner set it here
+                from behave.model import ScenarioOutline
+
+                schema = getattr(ScenarioOutline, "annotation_schema", None)
+            body["outline_schema"] = schema
             break
         return body
 

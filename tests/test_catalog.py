@@ -102,7 +102,6 @@ def test_repeated_names_tables_doc_strings_and_outline_rows(tmp_path: Path, monk
     assert pairs[0][1]["tags"] == ["team.a", "smoke"]
 
 
-@pytest.mark.skipif(not BEHAVE_13, reason="behave 1.2.6's outline rows know no outline")
 def test_a_custom_outline_schema_is_used_by_the_reader(tmp_path: Path) -> None:
     path = tmp_path / "tricky.feature"
     path.write_text(TRICKY, encoding="utf-8")
