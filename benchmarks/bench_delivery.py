@@ -14,7 +14,7 @@ bodies, then runs behave as a whole process, side by side in one invocation:
   memory    --big scenarios: peak RSS of behave -f null, of behave -f bstack (live) and of
             the uploader process it starts                    target each <= null + 25 MiB
 
-Medians of --runs runs.  Also prints the client CPU per delivered call (the uploader
+Medians of --runs runs, taken in turns whose order rotates.  Also prints the client CPU per delivered call (the uploader
 process's user+system time divided by the calls the server recorded).
 """
 
@@ -215,21 +215,26 @@ def main() -> None:
         calls, uploader_cpu = [], []
         try:
             run_behave(work, "null", {})  # warm the file cache
-            for _ in range(args.runs):
-                for name, fmt, extra in (("null", "null", ()), ("offline", FORMATTER, ())):
-                    result = run_behave(work, fmt, {}, extra)
-                    times[name].append(result["seconds"])
-                    cpu[name].append(result["cpu"])
-                times["json"].append(run_behave(work, "json", {}, json_args)["seconds"])
-                reset(url)
-                live = run_behave(work, FORMATTER, live_env)
-                times["live"].append(live["seconds"])
-                state = server_state(url)
-                calls.append(state["calls"])
-                if "reported" not in live["stderr"]:
-                    print(live["stderr"])
-                report = latest_report(work / "journal")
-                uploader_cpu.append((report or {}).get("cpu_seconds", 0.0))
+            kinds = ["null", "offline", "json", "live"]
+            for turn in range(args.runs):
+                # The order rotates, so that no kind always runs right after the same one
+                # (the live run leaves the server and the uploader's work just finished).
+                for name in kinds[turn % 4 :] + kinds[: turn % 4]:
+                    if name in ("null", "offline"):
+                        result = run_behave(work, "null" if name == "null" else FORMATTER, {})
+                        times[name].append(result["seconds"])
+                        cpu[name].append(result["cpu"])
+                    elif name == "json":
+                        times["json"].append(run_behave(work, "json", {}, json_args)["seconds"])
+                    else:
+                        reset(url)
+                        live = run_behave(work, FORMATTER, live_env)
+                        times["live"].append(live["seconds"])
+                        calls.append(server_state(url)["calls"])
+                        if "reported" not in live["stderr"]:
+                            print(live["stderr"])
+                        report = latest_report(work / "journal")
+                        uploader_cpu.append((report or {}).get("cpu_seconds", 0.0))
         finally:
             server.terminate()
             server.wait()
