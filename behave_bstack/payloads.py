@@ -64,9 +64,9 @@ class Payloads:
             self.tag_metadata_possible = True
         return source
 
-    def source_body(self, feature, lines: list[str]) -> dict:
+    def source_body(self, feature, lines: list[str], scenarios=None) -> dict:
         """The journal's record of a feature file: its lines, and what the reader needs to
-        parse them as behave did (catalog.py)."""
+        parse them as behave did (catalog.py).  `scenarios`: the feature's walk, if known."""
         file_name, vc_path = self.paths_of(feature)
         body = {
             "file": file_name,
@@ -76,7 +76,12 @@ class Payloads:
         }
         if vc_path:
             body["vc_filepath"] = vc_path
-        for scenario in self._outline_rows(feature):
+        if scenarios is None:
+            walk = getattr(feature, "walk_scenarios", None)
+            scenarios = walk() if walk else ()
+        for scenario in scenarios:
+            if mapping.outline_row(scenario) is None:
+                continue
             outline = getattr(scenario, "parent", None)
             schema = getattr(outline, "annotation_schema", None)
             if schema is None:  # behave 1.2.6: rows know no outline; the runner set it here
@@ -86,13 +91,6 @@ class Payloads:
             body["outline_schema"] = schema
             break
         return body
-
-    @staticmethod
-    def _outline_rows(feature):
-        walk = getattr(feature, "walk_scenarios", None)
-        for scenario in walk() if walk else ():
-            if mapping.outline_row(scenario) is not None:
-                yield scenario
 
     def reference(self, scenario) -> list | None:
         """[source key, place in the feature's walk, line]: all a test_start needs to say

@@ -126,10 +126,12 @@ class Tracker:
                 scenario._bstack_deselected = True
 
     def index_feature(self, feature, scenarios=None) -> None:
+        if scenarios is None:
+            scenarios = _walk_scenarios(feature)
         source = self.payloads.index_feature(feature, scenarios)
         if source is not None:
             key, lines = source
-            self.outbox.emit(SOURCE, self.payloads.source_body(feature, lines), key)
+            self.outbox.emit(SOURCE, self.payloads.source_body(feature, lines, scenarios), key)
 
     def rule_started(self, rule) -> None:
         self.finish_current()
