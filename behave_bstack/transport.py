@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import selectors
 import socket
 import ssl
 import threading
@@ -378,8 +379,6 @@ class Sender:
     """
 
     def __init__(self, transport: Transport, slots: int) -> None:
-        import selectors
-
         self.transport = transport
         self.slots = max(1, slots)
         self.selector = selectors.DefaultSelector()
@@ -414,14 +413,22 @@ class Sender:
         slot.reused, slot.received = reused, False
         fileno = slot.wire.sock.fileno()
         self.busy[fileno] = slot
-        import selectors
+        self.selector.register(fileno, self._send_at_once(slot), slot)
 
-        self.selector.register(fileno, selectors.EVENT_WRITE, slot)
+    @staticmethod
+    def _send_at_once(slot: _Slot) -> int:
+        """Send what the socket takes now (on a kept-alive connection, usually the whole
+        request), so the loop does not first wait to be told the socket is writable.
+        Returns what to wait for next.  An error is left for the loop's own send, which
+        meets it again and handles it (a stale connection is retried)."""
+        try:
+            slot.sent = slot.wire.sock.send(slot.request)
+        except OSError:  # would block (TLS: wants to read or write), or a broken connection
+            return selectors.EVENT_WRITE
+        return selectors.EVENT_READ if slot.sent >= len(slot.request) else selectors.EVENT_WRITE
 
     def poll(self, timeout: float) -> list[tuple[object, Response | None, TransportError | None]]:
         """Progress every request; return the (key, response, error) of those that ended."""
-        import selectors
-
         if self.busy and not self.done:
             soonest = min(slot.deadline for slot in self.busy.values()) - time.monotonic()
             for item, mask in self.selector.select(max(0.0, min(timeout, soonest))):
@@ -444,8 +451,6 @@ class Sender:
         return done
 
     def _send(self, slot: _Slot) -> None:
-        import selectors
-
         slot.sent += slot.wire.sock.send(memoryview(slot.request)[slot.sent :])
         if slot.sent >= len(slot.request):
             self.selector.modify(slot.wire.sock.fileno(), selectors.EVENT_READ, slot)
