@@ -60,6 +60,33 @@ def cert(tmp_path_factory):
     return made
 
 
+# --- the request bytes ---------------------------------------------------------------------
+
+
+def test_a_request_is_its_line_the_fixed_headers_and_a_compact_utf8_body():
+    transport = Transport("http://127.0.0.1:8080/api", "u", "k")
+    request = transport.build_request("POST", START, {"name": "für", "tags": ["a", 1]})
+    body = '{"name":"für","tags":["a",1]}'.encode()
+    assert request == (
+        b"POST /api/ext/v1/builds/start HTTP/1.1\r\n"
+        b"Host: 127.0.0.1:8080\r\n"
+        b"Authorization: Basic " + base64.b64encode(b"u:k") + b"\r\n"
+        b"Content-Type: application/json\r\n"
+        b"Accept: application/json\r\n"
+        b"User-Agent: behave-bstack\r\n"
+        b"Connection: keep-alive\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+def test_a_request_without_a_body_has_no_content_type_or_length():
+    request = Transport("https://api.example.test", "u", "k").build_request("PUT", "/x", None)
+    head = request.decode("latin-1")
+    assert head.startswith("PUT /x HTTP/1.1\r\nHost: api.example.test\r\n")
+    assert head.endswith("Connection: keep-alive\r\n\r\n")
+    assert "Content-Type" not in head and "Content-Length" not in head
+
+
 # --- keep-alive and reconnects -------------------------------------------------------------
 
 
