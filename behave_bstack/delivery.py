@@ -24,11 +24,10 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import coordination, journal
-from .config import DEFAULT_CONCURRENCY
+from .defaults import DEFAULT_CONCURRENCY
 from .finalize import finalize
 from .routes import BUILD_URL, ROUTES, SENDABLE, STARTS, path_for
 from .transport import Response, Sender, Transport, TransportError
@@ -39,22 +38,15 @@ FAILED = object()  # the id of a start that the server refused for good
 DEFER = "defer"
 
 
-@dataclass
-class Outcome:
-    """What a worker learnt from one attempt."""
-
-    seq: int
-    response: Response | None = None
-    error: TransportError | None = None
-
-
-@dataclass
 class Tally:
-    delivered: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)
-    retries: int = 0
-    log_entries: int = 0
-    reasons: list[str] = field(default_factory=list)
+    """What delivery counted, for the report."""
+
+    def __init__(self) -> None:
+        self.delivered: dict[str, int] = {}
+        self.failed: dict[str, int] = {}
+        self.retries = 0
+        self.log_entries = 0
+        self.reasons: list[str] = []
 
     def count(self, bucket: dict[str, int], op: str) -> None:
         bucket[op] = bucket.get(op, 0) + 1
@@ -191,7 +183,7 @@ class Delivery:
         self._dispatch()
         if self.sender is not None:
             for key, response, error in self.sender.poll(wait):
-                self._settle(Outcome(key, response=response, error=error))
+                self._settle(key, response, error)
         elif wait:
             time.sleep(wait)
         if self.ack_log is not None:
@@ -238,7 +230,7 @@ class Delivery:
         deadline = time.monotonic() + drain
         while self.sender is not None and self.in_flight and time.monotonic() < deadline:
             for key, response, error in self.sender.poll(min(0.05, deadline - time.monotonic())):
-                self._settle(Outcome(key, response=response, error=error))
+                self._settle(key, response, error)
         if self.sender is not None:
             self.sender.close()
             self.sender = None
@@ -364,14 +356,13 @@ class Delivery:
         self.sender.submit(seq, ROUTES[op][0], path, body)
 
     # -- answers ------------------------------------------------------------
-    def _settle(self, outcome: Outcome) -> None:
-        seq = outcome.seq
+    def _settle(self, seq: int, response: Response | None, error: TransportError | None) -> None:
+        """What one attempt ended with: an answer, or an error that got none."""
         self.in_flight.discard(seq)
         sent = self.sent_at.pop(seq, None)
         event = self.events.get(seq)
         if event is None:
             return
-        response, error = outcome.response, outcome.error
         if error is not None:
             if error.fatal:
                 self._stop(str(error), error.kind)

@@ -20,8 +20,6 @@ import ssl
 import threading
 import time
 import urllib.parse
-import urllib.request
-from dataclasses import dataclass
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
@@ -51,11 +49,15 @@ def _make_body_encoder():
 encode_body = _make_body_encoder()
 
 
-@dataclass
 class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
+    """An HTTP answer: status, headers (names in lower case) and body."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
 
     def json(self) -> dict | None:
         try:
@@ -141,6 +143,8 @@ class Transport:
     def _choose_proxy(self, https_proxy, http_proxy, no_proxy) -> urllib.parse.SplitResult | None:
         if is_loopback(self.host):
             return None
+        import urllib.request  # only here: a slow import, and loopback needs none of it
+
         env = urllib.request.getproxies()
         if self.scheme == "https":
             proxy = https_proxy or env.get("https")
