@@ -403,6 +403,10 @@ class Sender:
     (blocking, bounded by the request timeout: TCP, the proxy tunnel, TLS) and kept alive.
     A kept-alive connection that the server had closed before answering is retried once at
     once on a new one.
+
+    A connection stays registered with the selector for as long as it is open: while idle,
+    for reading, so that one the server closed (or sent stray bytes on) is dropped before
+    it is used again, and reusing one usually needs no change of its registration.
     """
 
     def __init__(self, transport: Transport, slots: int) -> None:
@@ -440,7 +444,11 @@ class Sender:
         slot.reused, slot.received = reused, False
         fileno = slot.wire.sock.fileno()
         self.busy[fileno] = slot
-        self.selector.register(fileno, self._send_at_once(slot), slot)
+        events = self._send_at_once(slot)
+        if reused:
+            self.selector.modify(fileno, events, slot)  # no system call when only reading
+        else:
+            self.selector.register(fileno, events, slot)
 
     @staticmethod
     def _send_at_once(slot: _Slot) -> int:
@@ -460,6 +468,10 @@ class Sender:
             soonest = min(slot.deadline for slot in self.busy.values()) - time.monotonic()
             for item, mask in self.selector.select(max(0.0, min(timeout, soonest))):
                 slot = item.data
+                if self.busy.get(item.fd) is not slot:
+                    if slot in self.idle:
+                        self._drop_idle(slot)  # readable while idle: closed by the server
+                    continue
                 try:
                     if mask & selectors.EVENT_WRITE:
                         self._send(slot)
@@ -499,12 +511,17 @@ class Sender:
 
     def _release(self, slot: _Slot, keep: bool) -> None:
         fileno = slot.wire.sock.fileno()
-        self.selector.unregister(fileno)
         del self.busy[fileno]
         if keep:
-            self.idle.append(slot)
+            self.idle.append(slot)  # still registered for reading (see the class)
         else:
+            self.selector.unregister(fileno)
             slot.wire.close()
+
+    def _drop_idle(self, slot: _Slot) -> None:
+        self.idle.remove(slot)
+        self.selector.unregister(slot.wire.sock.fileno())
+        slot.wire.close()
 
     def _fail(self, slot: _Slot, exc: BaseException) -> None:
         key, request = slot.key, slot.request
@@ -524,7 +541,6 @@ class Sender:
     def close(self) -> None:
         for slot in list(self.busy.values()):
             self._release(slot, keep=False)
-        for slot in self.idle:
-            slot.wire.close()
-        self.idle = []
+        for slot in list(self.idle):
+            self._drop_idle(slot)
         self.selector.close()
