@@ -98,6 +98,7 @@ class Delivery:
         self.ack_log: journal.AckLog | None = None
         self.ids: dict[str, object] = {}
         self.events: dict[int, dict] = {}  # seq -> event not yet settled
+        self.links: dict[int, list[str]] = {}  # seq -> refs_in(its body), if it has any
         self.attempts: dict[int, int] = {}
         self.ready: deque[int] = deque()  # may be sendable: checked in order
         self.blocked: dict[str, list[int]] = {}  # ref -> events waiting for its server id
@@ -167,6 +168,9 @@ class Delivery:
                 self.ids[ref] = FAILED
             return
         self.events[seq] = record
+        links = refs_in(body)
+        if links:
+            self.links[seq] = links  # found once: an event may be looked at several times
         self.ready.append(seq)
 
     # -- the loop -----------------------------------------------------------
@@ -253,7 +257,7 @@ class Delivery:
             event = self.events.get(seq)
             if event is None:
                 continue
-            verdict = self._blocked_by(event)
+            verdict = self._blocked_by(seq, event)
             if verdict is None:
                 self._send(seq, event)
             elif verdict == DEFER:
@@ -263,7 +267,7 @@ class Delivery:
             else:
                 self._fail(seq, event, None, verdict)
 
-    def _blocked_by(self, event: dict) -> str | None:
+    def _blocked_by(self, seq: int, event: dict) -> str | None:
         """None when the event can go now; "@ref" to wait for ref's server id; DEFER for a
         build finish that must wait for everything else; otherwise why it must fail."""
         op = event["op"]
@@ -285,7 +289,7 @@ class Delivery:
             wait = event.get("wait")
             if wait and not coordination.wait_satisfied(wait.get("dir"), wait.get("pid")):
                 return DEFER
-        for ref in refs_in(event.get("body")):
+        for ref in self.links.get(seq, ()):
             if self.ids.get(ref) is None:
                 return "@" + ref
         return None
@@ -331,18 +335,19 @@ class Delivery:
                 resolved[key] = value
         return resolved
 
-    def _prepare(self, event: dict) -> tuple[str, str, dict]:
+    def _prepare(self, seq: int, event: dict) -> tuple[str, str, dict]:
         """The operation, the path and the draft with server ids in place of links."""
         op = event["op"]
         target = self.ids.get(event.get("ref")) if op in ("test_finish", "hook_finish") else None
         path = path_for(op, self.ids.get("build"), target)
-        body = self._resolve(event.get("body") or {})
+        body = event.get("body") or {}
+        body = self._resolve(body) if seq in self.links else dict(body)  # no links: copy
         if event.get("wait"):
             body["finished_at"] = int(time.time() * 1000)  # the keeper finishes it now
         return op, path, body
 
     def _send(self, seq: int, event: dict) -> None:
-        op, path, draft = self._prepare(event)
+        op, path, draft = self._prepare(seq, event)
         if op == "logs" and not draft.get("logs"):
             self._fail(seq, event, None, "its test or hook run was refused", quiet=True)
             return
@@ -403,6 +408,7 @@ class Delivery:
         if event.get("wait"):
             coordination.release_keeper(event["wait"]["dir"])
         del self.events[seq]
+        self.links.pop(seq, None)
         self.attempts.pop(seq, None)
         self._count_delivered(op, event.get("body") or {})
 
@@ -421,6 +427,7 @@ class Delivery:
         if self.ack_log is not None:
             self.ack_log.record(seq, ok=False, status=status, error=reason)
         self.events.pop(seq, None)
+        self.links.pop(seq, None)
         self.tally.count(self.tally.failed, op)
         if not quiet and len(self.tally.reasons) < 10:
             self.tally.reasons.append(f"{op} {describe(event)}: {reason}")
