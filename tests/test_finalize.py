@@ -54,3 +54,29 @@ def test_a_finish_is_converted_then_fitted(op):
     assert body["finished_at"] == iso_from_epoch_ms(MOMENT)
     assert body["result"] == "failed"
     assert body["scopes"] == ["f.feature"]
+
+
+@pytest.mark.parametrize("op", ["test_finish", "hook_finish", "test_start", "logs"])
+def test_finalize_gives_what_converting_then_fitting_gives_and_leaves_the_draft(op):
+    import copy
+
+    from behave_bstack.limits import fit_log_entries, fit_payload
+
+    step = {"id": "1", "keyword": "Given", "text": "x", "result": "passed"}
+    draft = {
+        "result": "passed",
+        "started_at": MOMENT,
+        "finished_at": MOMENT + 5,
+        "file_name": "f.feature",
+        "hook_type": "BEFORE_ALL",
+        "meta": {"steps": [{**step, "started_at": MOMENT, "finished_at": None}, "odd"]},
+        "logs": [{"timestamp": MOMENT, "message": "m" * 25_000, "level": "INFO"}, 7],
+    }
+    snapshot = copy.deepcopy(draft)
+    converted = iso_times(draft)
+    if op == "logs":
+        expected = {"logs": fit_log_entries(converted["logs"])}
+    else:
+        expected = fit_payload(op, converted)
+    assert finalize(op, draft) == expected
+    assert draft == snapshot
