@@ -89,7 +89,8 @@ class FeatureCatalog:
 def _paths_as_given():
     """behave makes every statement's file name relative to the working directory, with
     os.path.relpath, which was most of the reader's parsing time; the reader knows the
-    file's names already (the journal has them), so the parser keeps them as given.  Only
+    file's names already (the journal has them), so the parser keeps them as given.  The
+    working directory it asks for, a system call per statement, is then read once.  Only
     this (reader's) process is touched, and only while it parses."""
     from behave import model_core
 
@@ -97,8 +98,27 @@ def _paths_as_given():
     if original is None:  # behave 1.2.6 keeps file names as given anyway
         yield
         return
+    original_os = getattr(model_core, "os", None)
     model_core.make_relpath_if_possible = lambda filename, base_directory=None: filename
+    if original_os is not None:
+        model_core.os = _OsWithCwdOnce(original_os)
     try:
         yield
     finally:
         model_core.make_relpath_if_possible = original
+        if original_os is not None:
+            model_core.os = original_os
+
+
+class _OsWithCwdOnce:
+    """The os module, but for getcwd(), which answers what it read when made."""
+
+    def __init__(self, real_os) -> None:
+        self._real_os = real_os
+        self._cwd = real_os.getcwd()
+
+    def getcwd(self) -> str:
+        return self._cwd
+
+    def __getattr__(self, name: str):
+        return getattr(self._real_os, name)

@@ -34,6 +34,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .defaults import DEFAULT_CONCURRENCY
+
 __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_JOURNAL_DIR",
@@ -49,7 +51,6 @@ DEFAULT_API_URL = "https://api-automation.browserstack.com"
 DEFAULT_JOURNAL_DIR = os.path.join(".behave-bstack", "journal")
 DEFAULT_FLUSH_TIMEOUT = 30.0
 DEFAULT_REQUEST_TIMEOUT = 15.0
-DEFAULT_CONCURRENCY = 32
 CONCURRENCY_MIN, CONCURRENCY_MAX = 1, 64
 MAX_BUILD_RUN_IDENTIFIER = 64  # tra-api.md §2.1
 STEP_HOOKS_CHOICES = ("failed", "all", "off")

@@ -24,11 +24,10 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import coordination, journal
-from .config import DEFAULT_CONCURRENCY
+from .defaults import DEFAULT_CONCURRENCY
 from .finalize import finalize
 from .routes import BUILD_URL, ROUTES, SENDABLE, STARTS, path_for
 from .transport import Response, Sender, Transport, TransportError
@@ -39,22 +38,15 @@ FAILED = object()  # the id of a start that the server refused for good
 DEFER = "defer"
 
 
-@dataclass
-class Outcome:
-    """What a worker learnt from one attempt."""
-
-    seq: int
-    response: Response | None = None
-    error: TransportError | None = None
-
-
-@dataclass
 class Tally:
-    delivered: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)
-    retries: int = 0
-    log_entries: int = 0
-    reasons: list[str] = field(default_factory=list)
+    """What delivery counted, for the report."""
+
+    def __init__(self) -> None:
+        self.delivered: dict[str, int] = {}
+        self.failed: dict[str, int] = {}
+        self.retries = 0
+        self.log_entries = 0
+        self.reasons: list[str] = []
 
     def count(self, bucket: dict[str, int], op: str) -> None:
         bucket[op] = bucket.get(op, 0) + 1
@@ -106,6 +98,7 @@ class Delivery:
         self.ack_log: journal.AckLog | None = None
         self.ids: dict[str, object] = {}
         self.events: dict[int, dict] = {}  # seq -> event not yet settled
+        self.links: dict[int, list[str]] = {}  # seq -> refs_in(its body), if it has any
         self.attempts: dict[int, int] = {}
         self.ready: deque[int] = deque()  # may be sendable: checked in order
         self.blocked: dict[str, list[int]] = {}  # ref -> events waiting for its server id
@@ -175,6 +168,9 @@ class Delivery:
                 self.ids[ref] = FAILED
             return
         self.events[seq] = record
+        links = refs_in(body)
+        if links:
+            self.links[seq] = links  # found once: an event may be looked at several times
         self.ready.append(seq)
 
     # -- the loop -----------------------------------------------------------
@@ -191,7 +187,7 @@ class Delivery:
         self._dispatch()
         if self.sender is not None:
             for key, response, error in self.sender.poll(wait):
-                self._settle(Outcome(key, response=response, error=error))
+                self._settle(key, response, error)
         elif wait:
             time.sleep(wait)
         if self.ack_log is not None:
@@ -238,7 +234,7 @@ class Delivery:
         deadline = time.monotonic() + drain
         while self.sender is not None and self.in_flight and time.monotonic() < deadline:
             for key, response, error in self.sender.poll(min(0.05, deadline - time.monotonic())):
-                self._settle(Outcome(key, response=response, error=error))
+                self._settle(key, response, error)
         if self.sender is not None:
             self.sender.close()
             self.sender = None
@@ -261,7 +257,7 @@ class Delivery:
             event = self.events.get(seq)
             if event is None:
                 continue
-            verdict = self._blocked_by(event)
+            verdict = self._blocked_by(seq, event)
             if verdict is None:
                 self._send(seq, event)
             elif verdict == DEFER:
@@ -271,7 +267,7 @@ class Delivery:
             else:
                 self._fail(seq, event, None, verdict)
 
-    def _blocked_by(self, event: dict) -> str | None:
+    def _blocked_by(self, seq: int, event: dict) -> str | None:
         """None when the event can go now; "@ref" to wait for ref's server id; DEFER for a
         build finish that must wait for everything else; otherwise why it must fail."""
         op = event["op"]
@@ -293,7 +289,7 @@ class Delivery:
             wait = event.get("wait")
             if wait and not coordination.wait_satisfied(wait.get("dir"), wait.get("pid")):
                 return DEFER
-        for ref in refs_in(event.get("body")):
+        for ref in self.links.get(seq, ()):
             if self.ids.get(ref) is None:
                 return "@" + ref
         return None
@@ -339,18 +335,19 @@ class Delivery:
                 resolved[key] = value
         return resolved
 
-    def _prepare(self, event: dict) -> tuple[str, str, dict]:
+    def _prepare(self, seq: int, event: dict) -> tuple[str, str, dict]:
         """The operation, the path and the draft with server ids in place of links."""
         op = event["op"]
         target = self.ids.get(event.get("ref")) if op in ("test_finish", "hook_finish") else None
         path = path_for(op, self.ids.get("build"), target)
-        body = self._resolve(event.get("body") or {})
+        body = event.get("body") or {}
+        body = self._resolve(body) if seq in self.links else dict(body)  # no links: copy
         if event.get("wait"):
             body["finished_at"] = int(time.time() * 1000)  # the keeper finishes it now
         return op, path, body
 
     def _send(self, seq: int, event: dict) -> None:
-        op, path, draft = self._prepare(event)
+        op, path, draft = self._prepare(seq, event)
         if op == "logs" and not draft.get("logs"):
             self._fail(seq, event, None, "its test or hook run was refused", quiet=True)
             return
@@ -364,14 +361,13 @@ class Delivery:
         self.sender.submit(seq, ROUTES[op][0], path, body)
 
     # -- answers ------------------------------------------------------------
-    def _settle(self, outcome: Outcome) -> None:
-        seq = outcome.seq
+    def _settle(self, seq: int, response: Response | None, error: TransportError | None) -> None:
+        """What one attempt ended with: an answer, or an error that got none."""
         self.in_flight.discard(seq)
         sent = self.sent_at.pop(seq, None)
         event = self.events.get(seq)
         if event is None:
             return
-        response, error = outcome.response, outcome.error
         if error is not None:
             if error.fatal:
                 self._stop(str(error), error.kind)
@@ -412,6 +408,7 @@ class Delivery:
         if event.get("wait"):
             coordination.release_keeper(event["wait"]["dir"])
         del self.events[seq]
+        self.links.pop(seq, None)
         self.attempts.pop(seq, None)
         self._count_delivered(op, event.get("body") or {})
 
@@ -430,6 +427,7 @@ class Delivery:
         if self.ack_log is not None:
             self.ack_log.record(seq, ok=False, status=status, error=reason)
         self.events.pop(seq, None)
+        self.links.pop(seq, None)
         self.tally.count(self.tally.failed, op)
         if not quiet and len(self.tally.reasons) < 10:
             self.tally.reasons.append(f"{op} {describe(event)}: {reason}")

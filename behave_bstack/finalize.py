@@ -14,6 +14,10 @@ from .limits import fit_log_entries, fit_payload
 TIME_KEYS = ("started_at", "finished_at", "timestamp")
 
 
+# ".000Z" to ".999Z": the millisecond part of every ISO text, made once.
+_MILLIS = tuple(f".{millis:03d}Z" for millis in range(1000))
+
+
 class _IsoCache:
     """ISO text for epoch milliseconds; the date-and-seconds part is reused, since a run's
     timestamps cluster within the same seconds."""
@@ -22,24 +26,26 @@ class _IsoCache:
         self._second = None
         self._prefix = ""
 
-    def __call__(self, epoch_ms: int) -> str:
-        second, millis = divmod(epoch_ms, 1000)
+    def text(self, epoch_ms: int) -> str:
+        second = epoch_ms // 1000
         if second != self._second:
             self._second = second
             self._prefix = iso_from_epoch_ms(second * 1000)[:-5]  # drop ".000Z"
-        return f"{self._prefix}.{millis:03d}Z"
+        return self._prefix + _MILLIS[epoch_ms - second * 1000]
 
 
-_iso = _IsoCache()
+_iso = _IsoCache().text
 
 
 def _times(item: dict) -> dict:
     """A copy of a dict with its int time fields as ISO text."""
     out = dict(item)
     for key in TIME_KEYS:
-        value = out.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            out[key] = _iso(value)
+        if key in out:
+            value = out[key]
+            # type() first: the exact int of a decoded journal, without two isinstance()
+            if type(value) is int or (isinstance(value, int) and type(value) is not bool):
+                out[key] = _iso(value)
     return out
 
 

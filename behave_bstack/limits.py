@@ -197,6 +197,8 @@ def _as_len(max_len: object) -> int | None:
 
 def _line(value: object, max_len: int) -> str:
     """A single-line, stripped, capped field value."""
+    if type(value) is str and len(value) <= max_len and not _DIRTY_SINGLE.search(value):
+        return value.strip()  # _fit_text's common case, without the call (the hottest path)
     return _fit_text(value, max_len, multiline=False, strip=True)
 
 
@@ -398,7 +400,7 @@ def _result(value: object) -> str:
 # --- payloads ----------------------------------------------------------------------------------
 def _put_line(out: dict, key: str, max_len: int, placeholder: str | None = None) -> None:
     """Clean ``out[key]`` in place (single-line); empty -> placeholder, or dropped if optional."""
-    text = _line(out.get(key), max_len) if key in out else ""
+    text = _line(out[key], max_len) if key in out else ""
     if text:
         out[key] = text
     elif placeholder is not None:
@@ -474,12 +476,20 @@ def _fit_steps(steps: object) -> list[dict]:
             step_id = f"{base}-{n}"
         seen.add(step_id)
         fitted["id"] = step_id
-        for key in ("started_at", "finished_at"):
-            if key in fitted and fitted[key] is None:
-                del fitted[key]  # optional: send nothing rather than null
+        if fitted.get("started_at", 0) is None:
+            del fitted["started_at"]  # optional: send nothing rather than null
+        if fitted.get("finished_at", 0) is None:
+            del fitted["finished_at"]
         _put_line(fitted, "keyword", MAX_ID)
         if "text" in fitted:
-            _put(fitted, "text", _fit_text(fitted["text"], MAX_STEP_TEXT, True, False))
+            text = fitted["text"]
+            # A short, clean, non-empty str stays as it is; anything else is fitted.
+            if not (
+                type(text) is str
+                and 0 < len(text) <= MAX_STEP_TEXT
+                and not _DIRTY_MULTI.search(text)
+            ):
+                _put(fitted, "text", _fit_text(text, MAX_STEP_TEXT, True, False))
         if "failure" in fitted:
             text = clip_middle(_fit_text(fitted["failure"], None, True, False), MAX_STEP_FAILURE)
             _put(fitted, "failure", text)
@@ -488,7 +498,9 @@ def _fit_steps(steps: object) -> list[dict]:
             if type(result) is not str or result not in RESULTS:
                 _put(fitted, "result", _result(result) if _line(result, 20) else "")
         if "duration" in fitted:
-            _put(fitted, "duration", _int_ms(fitted["duration"], 0))
+            duration = fitted["duration"]
+            if not (type(duration) is int and 0 <= duration <= _MAX_INT):  # else: as it is
+                _put(fitted, "duration", _int_ms(duration, 0))
         out.append(fitted)
     return out
 

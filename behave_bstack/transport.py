@@ -14,13 +14,12 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import selectors
 import socket
 import ssl
 import threading
 import time
 import urllib.parse
-import urllib.request
-from dataclasses import dataclass
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
@@ -32,11 +31,33 @@ def is_loopback(host: str | None) -> bool:
     return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
-@dataclass
+def _make_body_encoder():
+    """A body as compact UTF-8 JSON: json.dumps(body, ensure_ascii=False) without the
+    spaces, and without the Python layer that builds a new C encoder for every call (a
+    third of the encoding time of a typical body).  Bodies are trees decoded from the
+    journal, so the circular-reference check is left out."""
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has it
+        return lambda body: encoder.encode(body).encode("utf-8")
+    c_encode = make(
+        None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    return lambda body: "".join(c_encode(body, 0)).encode("utf-8")
+
+
+encode_body = _make_body_encoder()
+
+
 class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
+    """An HTTP answer: status, headers (names in lower case) and body."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
 
     def json(self) -> dict | None:
         try:
@@ -106,6 +127,14 @@ class Transport:
                 "" if self.port == default_port else f":{self.port}"
             )
         self._local = threading.local()
+        # The parts of every request that never change, joined once (see _request_bytes).
+        self._url_start = self.prefix
+        if self.proxy and self.scheme == "http":
+            self._url_start = f"http://{self.host}:{self.port}{self.prefix}"  # absolute URI
+        fields = [f"Host: {self.host_header}\r\n"]
+        fields.extend(f"{k}: {v}\r\n" for k, v in self._headers.items())
+        self._fields = "".join(fields)
+        self._fields_without_body = "".join(f for f in fields if not f.startswith("Content-Type"))
 
     def __repr__(self) -> str:  # never show the Authorization header
         return f"Transport({self.scheme}://{self.host}:{self.port}{self.prefix})"
@@ -114,6 +143,8 @@ class Transport:
     def _choose_proxy(self, https_proxy, http_proxy, no_proxy) -> urllib.parse.SplitResult | None:
         if is_loopback(self.host):
             return None
+        import urllib.request  # only here: a slow import, and loopback needs none of it
+
         env = urllib.request.getproxies()
         if self.scheme == "https":
             proxy = https_proxy or env.get("https")
@@ -161,7 +192,7 @@ class Transport:
 
     # -- calls --------------------------------------------------------------
     def request(self, method: str, path: str, body: dict | None = None) -> Response:
-        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        payload = None if body is None else encode_body(body)
         conn = getattr(self._local, "conn", None)
         fresh = conn is None
         try:
@@ -188,21 +219,18 @@ class Transport:
             raise self.explain(exc) from None
 
     def build_request(self, method: str, path: str, body: dict | None) -> bytes:
-        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        payload = None if body is None else encode_body(body)
         return self._request_bytes(method, path, payload)
 
     def _request_bytes(self, method: str, path: str, payload: bytes | None) -> bytes:
-        url = self.prefix + path
-        if self.proxy and self.scheme == "http":
-            url = f"http://{self.host}:{self.port}{url}"
-        lines = [f"{method} {url} HTTP/1.1", f"Host: {self.host_header}"]
-        lines.extend(f"{k}: {v}" for k, v in self._headers.items())
-        if payload is not None:
-            lines.append(f"Content-Length: {len(payload)}")
-        else:
-            lines = [line for line in lines if not line.startswith("Content-Type")]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head + payload if payload else head
+        if payload is None:
+            head = f"{method} {self._url_start}{path} HTTP/1.1\r\n{self._fields_without_body}\r\n"
+            return head.encode("latin-1")
+        head = (
+            f"{method} {self._url_start}{path} HTTP/1.1\r\n{self._fields}"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        )
+        return head.encode("latin-1") + payload
 
     def _send(self, conn: _Wire, method: str, path: str, payload: bytes | None) -> Response:
         response, keep_alive = conn.exchange(self._request_bytes(method, path, payload))
@@ -375,11 +403,13 @@ class Sender:
     (blocking, bounded by the request timeout: TCP, the proxy tunnel, TLS) and kept alive.
     A kept-alive connection that the server had closed before answering is retried once at
     once on a new one.
+
+    A connection stays registered with the selector for as long as it is open: while idle,
+    for reading, so that one the server closed (or sent stray bytes on) is dropped before
+    it is used again, and reusing one usually needs no change of its registration.
     """
 
     def __init__(self, transport: Transport, slots: int) -> None:
-        import selectors
-
         self.transport = transport
         self.slots = max(1, slots)
         self.selector = selectors.DefaultSelector()
@@ -414,18 +444,34 @@ class Sender:
         slot.reused, slot.received = reused, False
         fileno = slot.wire.sock.fileno()
         self.busy[fileno] = slot
-        import selectors
+        events = self._send_at_once(slot)
+        if reused:
+            self.selector.modify(fileno, events, slot)  # no system call when only reading
+        else:
+            self.selector.register(fileno, events, slot)
 
-        self.selector.register(fileno, selectors.EVENT_WRITE, slot)
+    @staticmethod
+    def _send_at_once(slot: _Slot) -> int:
+        """Send what the socket takes now (on a kept-alive connection, usually the whole
+        request), so the loop does not first wait to be told the socket is writable.
+        Returns what to wait for next.  An error is left for the loop's own send, which
+        meets it again and handles it (a stale connection is retried)."""
+        try:
+            slot.sent = slot.wire.sock.send(slot.request)
+        except OSError:  # would block (TLS: wants to read or write), or a broken connection
+            return selectors.EVENT_WRITE
+        return selectors.EVENT_READ if slot.sent >= len(slot.request) else selectors.EVENT_WRITE
 
     def poll(self, timeout: float) -> list[tuple[object, Response | None, TransportError | None]]:
         """Progress every request; return the (key, response, error) of those that ended."""
-        import selectors
-
         if self.busy and not self.done:
             soonest = min(slot.deadline for slot in self.busy.values()) - time.monotonic()
             for item, mask in self.selector.select(max(0.0, min(timeout, soonest))):
                 slot = item.data
+                if self.busy.get(item.fd) is not slot:
+                    if slot in self.idle:
+                        self._drop_idle(slot)  # readable while idle: closed by the server
+                    continue
                 try:
                     if mask & selectors.EVENT_WRITE:
                         self._send(slot)
@@ -444,8 +490,6 @@ class Sender:
         return done
 
     def _send(self, slot: _Slot) -> None:
-        import selectors
-
         slot.sent += slot.wire.sock.send(memoryview(slot.request)[slot.sent :])
         if slot.sent >= len(slot.request):
             self.selector.modify(slot.wire.sock.fileno(), selectors.EVENT_READ, slot)
@@ -467,12 +511,17 @@ class Sender:
 
     def _release(self, slot: _Slot, keep: bool) -> None:
         fileno = slot.wire.sock.fileno()
-        self.selector.unregister(fileno)
         del self.busy[fileno]
         if keep:
-            self.idle.append(slot)
+            self.idle.append(slot)  # still registered for reading (see the class)
         else:
+            self.selector.unregister(fileno)
             slot.wire.close()
+
+    def _drop_idle(self, slot: _Slot) -> None:
+        self.idle.remove(slot)
+        self.selector.unregister(slot.wire.sock.fileno())
+        slot.wire.close()
 
     def _fail(self, slot: _Slot, exc: BaseException) -> None:
         key, request = slot.key, slot.request
@@ -492,7 +541,6 @@ class Sender:
     def close(self) -> None:
         for slot in list(self.busy.values()):
             self._release(slot, keep=False)
-        for slot in self.idle:
-            slot.wire.close()
-        self.idle = []
+        for slot in list(self.idle):
+            self._drop_idle(slot)
         self.selector.close()

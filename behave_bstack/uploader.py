@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from . import journal
-from .config import DEFAULT_CONCURRENCY
+from .defaults import DEFAULT_CONCURRENCY
 from .delivery import Delivery
 from .transport import Transport
 

@@ -138,3 +138,24 @@ def test_a_scenario_that_moved_is_found_by_its_line_and_a_lost_one_says_so() -> 
     gone = broken.expand({"op": "test_start", "ref": "t1", "scenario": ["s1", 0, 1], "body": {}})
     assert gone["body"]["name"].startswith("Scenario at g.feature:1 (")
     assert gone["body"]["file_name"] == "g.feature"
+
+
+@pytest.mark.skipif(not BEHAVE_13, reason="behave 1.2.6 does not ask for the directory")
+def test_the_reader_asks_for_the_working_directory_once_and_leaves_behave_as_it_was(
+    monkeypatch,
+) -> None:
+    import os
+
+    from behave import model_core
+
+    before = (model_core.os, model_core.make_relpath_if_possible)
+    asked = []
+    real_getcwd = os.getcwd
+    monkeypatch.setattr(os, "getcwd", lambda: asked.append(1) or real_getcwd())
+    expander = Expander()
+    lines = ["Feature: F", "", "  Scenario: A", "    Given a", "    When b", "    Then c"]
+    expander.expand({"op": "source", "ref": "s1", "body": {"file": "f.feature", "lines": lines}})
+    start = expander.expand({"op": "test_start", "ref": "t1", "scenario": ["s1", 0, 3], "body": {}})
+    assert start["body"]["name"] == "A" and start["body"]["location"] == "f.feature:3"
+    assert len(asked) == 1
+    assert (model_core.os, model_core.make_relpath_if_possible) == before

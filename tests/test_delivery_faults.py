@@ -19,7 +19,7 @@ import faultkit as fk
 import pytest
 
 from behave_bstack import journal
-from behave_bstack.delivery import Delivery, retry_after
+from behave_bstack.delivery import Delivery, refs_in, retry_after
 from behave_bstack.emulator import TraServer
 from behave_bstack.transport import Response, Transport, TransportError
 
@@ -351,6 +351,20 @@ def deliver_directly(run_dir: Path, srv, **kwargs) -> Delivery:
     finally:
         delivery.shutdown()
     return delivery
+
+
+def test_links_are_found_once_per_event_and_forgotten_once_it_is_settled(srv, tmp_path):
+    run_dir = fk.write_journal(tmp_path / "run", tests=3)
+    delivery = Delivery(run_dir, transport_for(srv))
+    delivery.load_new()
+    linked = {seq for seq, event in delivery.events.items() if refs_in(event.get("body"))}
+    assert linked and set(delivery.links) == linked  # hooks and logs name their test run
+    try:
+        delivery.run_until(time.monotonic() + 20)
+    finally:
+        delivery.shutdown()
+    assert delivery.report()["pending"] == 0 and delivery.links == {}
+    fk.assert_exactly_once(srv, run_dir, min_tests=3)
 
 
 def test_dependency_order_with_slow_starts(srv, tmp_path):

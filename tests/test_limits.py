@@ -250,6 +250,38 @@ def test_fit_payload_repairs_fields() -> None:
     assert "duration_in_ms" not in fit_payload("test_finish", {**body, "duration_in_ms": "12"})
 
 
+@pytest.mark.parametrize(
+    ("field", "given", "sent"),
+    [
+        # step text: kept as it is only when a short, clean, non-empty str
+        ("text", "t" * 10_000, "t" * 10_000),
+        ("text", "t" * 10_001, "t" * 9_979 + "…[truncated 22 chars]"),
+        ("text", "", None),
+        ("text", "a\x00b\tc", "ab\tc"),
+        ("text", 42, "42"),
+        # step keyword and id: single line, stripped
+        ("keyword", " Given ", "Given"),
+        ("keyword", "Gi\nven", "Gi ven"),
+        ("keyword", "k" * 101, "k" * 79 + "…[truncated 22 chars]"),
+        ("id", " 7 ", "7"),
+        # step duration: an int within 0..2**53-1 is kept, others repaired or dropped
+        ("duration", 0, 0),
+        ("duration", 2**53 - 1, 2**53 - 1),
+        ("duration", 2**53, 2**53 - 1),
+        ("duration", -1, 0),
+        ("duration", 2.6, 3),
+        ("duration", True, None),
+        ("started_at", None, None),
+        ("finished_at", None, None),
+    ],
+)
+def test_fit_payload_step_fields_at_their_edges(field: str, given: object, sent: object) -> None:
+    step = {"id": "1", "keyword": "Given", "text": "x", "result": "passed", field: given}
+    out = fit_payload("test_finish", {**typical_finish(), "meta": {"steps": [step]}})
+    fitted = out["meta"]["steps"][0]
+    assert fitted.get(field) == sent and (field in fitted) == (sent is not None)
+
+
 def test_fit_payload_build_start() -> None:
     body = {
         "name": "n" * 300,

@@ -5,13 +5,15 @@ Nothing here leaves the machine: names under .invalid / .test are never resolved
 from __future__ import annotations
 
 import base64
+import socket
 import threading
+import time
 
 import faultkit as fk
 import pytest
 
 from behave_bstack.emulator import TraServer
-from behave_bstack.transport import Response, Transport, TransportError
+from behave_bstack.transport import Response, Sender, Transport, TransportError
 
 START = "/ext/v1/builds/start"
 BUILD = {"name": "b", "project_name": "p", "started_at": "2025-11-11T10:30:05.123Z"}
@@ -58,6 +60,33 @@ def cert(tmp_path_factory):
     if made is None:
         pytest.skip("openssl is not available to make a test certificate")
     return made
+
+
+# --- the request bytes ---------------------------------------------------------------------
+
+
+def test_a_request_is_its_line_the_fixed_headers_and_a_compact_utf8_body():
+    transport = Transport("http://127.0.0.1:8080/api", "u", "k")
+    request = transport.build_request("POST", START, {"name": "für", "tags": ["a", 1]})
+    body = '{"name":"für","tags":["a",1]}'.encode()
+    assert request == (
+        b"POST /api/ext/v1/builds/start HTTP/1.1\r\n"
+        b"Host: 127.0.0.1:8080\r\n"
+        b"Authorization: Basic " + base64.b64encode(b"u:k") + b"\r\n"
+        b"Content-Type: application/json\r\n"
+        b"Accept: application/json\r\n"
+        b"User-Agent: behave-bstack\r\n"
+        b"Connection: keep-alive\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+def test_a_request_without_a_body_has_no_content_type_or_length():
+    request = Transport("https://api.example.test", "u", "k").build_request("PUT", "/x", None)
+    head = request.decode("latin-1")
+    assert head.startswith("PUT /x HTTP/1.1\r\nHost: api.example.test\r\n")
+    assert head.endswith("Connection: keep-alive\r\n\r\n")
+    assert "Content-Type" not in head and "Content-Length" not in head
 
 
 # --- keep-alive and reconnects -------------------------------------------------------------
@@ -288,3 +317,73 @@ def test_unreachable_proxy_is_a_retryable_error():
     error = error_of(transport)
     assert not error.fatal and error.kind == "connection"
     assert "via proxy 127.0.0.1" in str(error)
+
+
+# --- the Sender's connections ---------------------------------------------------------------
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+
+class _PairConnection:
+    """What _Wire needs of an http.client connection, over one end of a socket pair."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def connect(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class PairTransport:
+    """Connections to a 'server' that is the test itself: the other ends, in order."""
+
+    timeout = 5.0
+
+    def __init__(self) -> None:
+        self.server_ends: list[socket.socket] = []
+
+    def connect(self) -> _PairConnection:
+        ours, theirs = socket.socketpair()
+        self.server_ends.append(theirs)
+        return _PairConnection(ours)
+
+    def build_request(self, method: str, path: str, body: dict | None) -> bytes:
+        return f"{method} {path} HTTP/1.1\r\n\r\n".encode()
+
+    def explain(self, exc: BaseException) -> TransportError:
+        return TransportError("connection", repr(exc))
+
+
+def answered(sender: Sender, wanted: int) -> list:
+    done: list = []
+    deadline = time.monotonic() + 5
+    while len(done) < wanted and time.monotonic() < deadline:
+        done += sender.poll(0.05)
+    return [(key, response.status if response else error.kind) for key, response, error in done]
+
+
+@pytest.mark.parametrize("server_does", ["close", "send stray bytes"])
+def test_an_idle_connection_the_server_closed_is_dropped_before_it_is_reused(server_does):
+    transport = PairTransport()
+    sender = Sender(transport, 2)
+    sender.submit("a", "POST", "/a", None)
+    sender.submit("b", "POST", "/b", None)
+    first, second = transport.server_ends
+    first.sendall(ANSWER)
+    assert answered(sender, 1) == [("a", 200)]
+    assert len(sender.idle) == 1
+    if server_does == "close":
+        first.close()
+    else:
+        first.sendall(ANSWER)  # an answer to nothing: the connection is out of step
+    assert sender.poll(0.1) == []  # b is still in flight: the loop watches a's connection
+    assert sender.idle == []
+    second.sendall(ANSWER)
+    assert answered(sender, 1) == [("b", 200)]
+    sender.submit("c", "POST", "/c", None)  # over b's kept-alive connection
+    assert len(transport.server_ends) == 2
+    assert second.recv(100) == b"POST /b HTTP/1.1\r\n\r\nPOST /c HTTP/1.1\r\n\r\n"
+    sender.close()
