@@ -34,6 +34,7 @@ from .transport import Response, Sender, Transport, TransportError
 
 log = logging.getLogger("behave_bstack")
 
+FOLLOW_WAIT = 0.01  # seconds; about 100 idle turns a second, each a read of the journal's end
 FAILED = object()  # the id of a start that the server refused for good
 DEFER = "defer"
 
@@ -226,7 +227,9 @@ class Delivery:
                 return  # the writer died: the caller decides how to close its runs
             if self.stop_reason:
                 break
-            self.step()
+            # While behave writes, a turn with nothing in flight ends after FOLLOW_WAIT: new
+            # events (and the run's end, which behave waits on) are seen that much later.
+            self.step(FOLLOW_WAIT if follow and not self.ended else 0.05)
 
     def shutdown(self, drain: float = 5.0) -> None:
         """Stop.  Answers to calls still in flight are awaited (up to `drain` seconds) and
