@@ -252,6 +252,16 @@ def main() -> None:
         )
         print(ratio_line("live", times["live"], base, "<= 1.30x"))
         print(f"  live: calls recorded by the server per run: {calls}")
+        # The targets are ratios of medians (above).  On a shared VM whose speed drifts
+        # between runs, the ratio within each turn (the kinds ran back to back) is steadier:
+        paired = {
+            name: statistics.median(v / n for v, n in zip(times[name], times["null"], strict=True))
+            for name in ("json", "offline", "live")
+        }
+        print(
+            "  for comparison, median of the per-turn ratios to null: "
+            + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in paired.items())
+        )
         print(
             f"  client CPU per delivered call (uploader process CPU / calls): "
             f"{statistics.median(uploader_cpu) / max(1, statistics.median(calls)) * 1000:.3f} ms"
