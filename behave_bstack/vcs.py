@@ -216,8 +216,26 @@ def git_info(
         return None
 
 
+def _may_be_in_repo(cwd: str | os.PathLike[str] | None) -> bool:
+    """False only where git would surely answer "not a repository": no GIT_DIR and no
+    .git here or in any parent directory.  Asking git costs a process start (a few ms of
+    every run's start-up)."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    path = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
+    while True:
+        if os.path.lexists(os.path.join(path, ".git")):
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+
+
 def repo_root(cwd: str | os.PathLike[str] | None = None, timeout: float = 2.0) -> str | None:
     """Absolute path of the work tree's top directory, or None (not a repo, no git, timeout)."""
+    if not _may_be_in_repo(cwd):
+        return None
     try:
         out = _run_git(("rev-parse", "--show-toplevel"), cwd, timeout)
         top = out.strip() if out else ""

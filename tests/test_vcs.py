@@ -193,6 +193,23 @@ def test_not_a_repository(tmp_path: Path) -> None:
     assert repo_root(plain) is None
 
 
+def test_outside_any_repository_git_is_not_started(tmp_path: Path, monkeypatch) -> None:
+    import behave_bstack.vcs as vcs
+
+    asked = []
+    monkeypatch.setattr(vcs, "_run_git", lambda *args, **kwargs: asked.append(args))
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    plain = tmp_path / "plain" / "deeper"
+    plain.mkdir(parents=True)
+    assert repo_root(plain) is None
+    assert asked == []
+    (tmp_path / "plain" / ".git").mkdir()  # a parent looks like a repository: git decides
+    repo_root(plain)
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
+    repo_root(tmp_path)
+    assert len(asked) == 2
+
+
 def test_missing_directory(tmp_path: Path) -> None:
     assert git_info(tmp_path / "nope", environ=NO_CI) is None
     assert repo_root(tmp_path / "nope") is None
