@@ -24,9 +24,10 @@ from __future__ import annotations
 SOURCE = "source"
 
 # The two drafts behave's thread writes for almost every scenario, formatted directly
-# instead of through a JSON encoder (measured: a third of their cost).  Every value is an
-# int or one of our own ids ("t12", "s3"), which JSON needs no escaping for; the tracker
-# uses the general form whenever anything else is involved.
+# instead of built as dicts and JSON-encoded (measured in a tight loop: 29 -> 23 us per
+# scenario of the whole tracker path).  Every value is an int or one of our own ids ("t12",
+# "s3"), which JSON needs no escaping for; the tracker uses the general form whenever
+# anything else is involved.
 _START = (
     '{"seq":%d,"op":"test_start","scenario":["%s",%d,%d],"ref":"%s","body":{"started_at":%d}}\n'
 )
