@@ -108,26 +108,14 @@ class Expander:
         if op == "test_start" and "scenario" in record:
             body = self._described(record.pop("scenario"))
             body.update(record.get("body") or {})
-            templates = body.pop("steps", [])
-            self.open_tests[record.get("ref")] = (
-                body.get("file_name"),
-                body.get("scopes"),
-                templates,
-            )
-            record["body"] = body
+            self._start(record, body, body.pop("steps", []))
         elif op == "test_start" and ("code" in record or "steps" in record):
             body = dict(record.get("body") or {})
             body["body"] = {
                 "lang": "gherkin",
                 "code": render_code(record.pop("code", []), self.sources),
             }
-            templates = record.pop("steps", [])
-            self.open_tests[record.get("ref")] = (
-                body.get("file_name"),
-                body.get("scopes"),
-                templates,
-            )
-            record["body"] = body
+            self._start(record, body, record.pop("steps", []))
         elif op == "test_finish" and "steps" in record:
             file_name, scopes, templates = self.open_tests.pop(record.get("ref"), (None, None, []))
             body = dict(record.get("body") or {})
@@ -139,6 +127,11 @@ class Expander:
         elif op == "test_finish":
             self.open_tests.pop(record.get("ref"), None)
         return record
+
+    def _start(self, record: dict, body: dict, templates: list) -> None:
+        """Put a start's full body in place and keep what its finish will need."""
+        self.open_tests[record.get("ref")] = (body.get("file_name"), body.get("scopes"), templates)
+        record["body"] = body
 
     def _described(self, reference) -> dict:
         """The start fields of a scenario named by reference, with its step templates
