@@ -3,7 +3,8 @@
 behave's thread journals a feature file's lines once; a test_start then says "the N-th
 scenario of that file" and the reader describes it: name, scopes, tags, location, code and
 steps.  It parses the lines with behave's own parser, as behave did during the run (same
-language, same outline naming schema), and builds the description with the very code the
+language, same outline naming schema), or, for plain files, with the quicker reader of
+plain_gherkin.py that gives the same result; and builds the description with the very code the
 behave process uses for a test it describes in full (payloads.py), so both forms give the
 same start.  This keeps the building, and the bytes, off behave's thread.
 """
@@ -14,10 +15,13 @@ import contextlib
 
 from . import mapping
 from .drafts import render_code
+from .plain_gherkin import read_feature
 
 
 class FeatureCatalog:
     """The scenarios of one journaled feature file, described on demand."""
+
+    quick = True  # plain files are read by plain_gherkin.py; the tests compare both ways
 
     def __init__(self, source: dict) -> None:
         self.source = source
@@ -60,29 +64,39 @@ class FeatureCatalog:
         return self._parsed
 
     def _parse_now(self) -> tuple:
-        from behave.model import ScenarioOutline
-        from behave.parser import parse_feature
-
         from .payloads import Payloads
 
         lines = list(self.source.get("lines") or [])
         path = self.source.get("path") or self.source.get("file") or "unknown.feature"
-        with _paths_as_given():
-            feature = parse_feature("\n".join(lines), self.source.get("language"), path)
-        if feature is None:
-            raise ValueError("the journaled feature file has no feature")
-        default_schema = ScenarioOutline.annotation_schema
-        schema = self.source.get("outline_schema")
-        try:
-            if schema:
-                ScenarioOutline.annotation_schema = schema  # our own process: the reader's
-            scenarios = list(feature.walk_scenarios())
-        finally:
-            ScenarioOutline.annotation_schema = default_schema
+        language = self.source.get("language")
+        feature = read_feature(lines, language, path) if self.quick else None
+        if feature is not None:
+            scenarios = feature.walk_scenarios()
+        else:
+            feature, scenarios = _parse_with_behave(lines, language, path, self.source)
         payloads = Payloads(".", None, None)
         payloads.index_feature(feature, scenarios, lines)
         key = payloads.source.key_of(str(feature.filename or ""))
         return payloads, feature, scenarios, key
+
+
+def _parse_with_behave(lines: list[str], language, path: str, source: dict) -> tuple:
+    from behave.model import ScenarioOutline
+    from behave.parser import parse_feature
+
+    with _paths_as_given():
+        feature = parse_feature("\n".join(lines), language, path)
+    if feature is None:
+        raise ValueError("the journaled feature file has no feature")
+    default_schema = ScenarioOutline.annotation_schema
+    schema = source.get("outline_schema")
+    try:
+        if schema:
+            ScenarioOutline.annotation_schema = schema  # our own process: the reader's
+        scenarios = list(feature.walk_scenarios())
+    finally:
+        ScenarioOutline.annotation_schema = default_schema
+    return feature, scenarios
 
 
 @contextlib.contextmanager

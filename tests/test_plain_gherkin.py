@@ -1,0 +1,188 @@
+"""plain_gherkin.py reads plain feature files exactly as behave's parser does, and leaves
+everything else to behave's parser (catalog.py)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from behave_bstack.catalog import FeatureCatalog
+from behave_bstack.plain_gherkin import read_feature
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def described(lines: list[str], quick: bool, language: str | None = "en") -> object:
+    """Every scenario's description by the reader, or the error that stopped it."""
+    source = {"file": "f.feature", "path": "features/f.feature", "lines": lines}
+    source["language"] = language
+    catalog = FeatureCatalog(source)
+    catalog.quick = quick
+    parsed = catalog._parse()
+    if parsed is None:
+        return ("error", catalog.error)
+    scenarios = parsed[2]
+    return [catalog.describe(i, s.line) for i, s in enumerate(scenarios)]
+
+
+def same_as_behave(lines: list[str], language: str | None = "en") -> bool:
+    """True when the quick reader took the file (and then gave behave's descriptions);
+    False when it left the file to behave."""
+    if read_feature(lines, language, "features/f.feature") is None:
+        return False
+    by_behave = described(lines, quick=False, language=language)
+    assert by_behave == described(lines, quick=True, language=language), "\n".join(lines)
+    return True
+
+
+PLAIN = """\
+# a comment
+@smoke @team:web   # why
+Feature: Checkout  works
+  As a shopper
+  I want to pay
+
+  Background: logged in
+    Given a user
+      And a cart
+
+  @fast
+  Scenario: pay by card
+    When I pay
+    # a comment between steps
+    Then it is paid
+    * and logged
+    but not emailed
+
+  Scenario:
+  Scenario: pay by card
+    given lower case
+    GIVEN upper case
+    Then a step that ends with a colon:
+    Then a step with # no comment
+  @a @b
+  @c
+  Scenario: Ünïcode ✓
+    Given 日本語
+"""
+
+
+def test_a_plain_file_is_read_quickly_and_described_as_behave_does() -> None:
+    lines = PLAIN.splitlines()
+    assert same_as_behave(lines)
+    assert same_as_behave(lines, language=None)
+    feature = read_feature(lines, "en", "features/f.feature")
+    names = [s.name for s in feature.scenarios]
+    assert names == ["pay by card", "", "pay by card", "Ünïcode ✓"]
+    steps = [(s.keyword, s.name) for s in feature.scenarios[0].all_steps]
+    assert steps == [
+        ("Given", "a user"),
+        ("And", "a cart"),
+        ("When", "I pay"),
+        ("Then", "it is paid"),
+        ("*", "and logged"),
+        ("But", "not emailed"),
+    ]
+    assert feature.tags == ["smoke", "team:web"]
+    assert feature.scenarios[3].tags == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# language: fr\nFonctionnalité: F\n  Scénario: S\n    Soit a",
+        "Feature: F\n  Rule: R\n    Scenario: S\n      Given a",
+        "Feature: F\n  Scenario Outline: S\n    Given <a>\n    Examples:\n      | a |\n      | 1 |",
+        "Feature: F\n  Scenario: S\n    Given a\n      | a |\n      | 1 |",
+        'Feature: F\n  Scenario: S\n    Given a\n      """\n      text\n      """',
+        "Feature: F\n  Scenario: S\n    a description line\n    Given a",
+        "Feature: F\n  Scenario: S\n    And a",
+        "Feature: F\n  @tag\n  Background:\n    Given a",
+        "Feature: F\n  Background:\n    Given a\n  Background:\n    Given b",
+        "Feature: F\n  Example: S\n    Given a",
+        "Feature: F\n  @a not-a-tag\n  Scenario: S",
+        "Feature: F\n  Scenario: S\n    Given a\n  @dangling",
+        "Scenario: no feature\n  Given a",
+        "Feature: F\nFeature: G",
+        "Feature: F\n  Scenario: S\n    Given",
+        "",
+    ],
+)
+def test_anything_not_plain_is_left_to_behave(text: str) -> None:
+    assert read_feature(text.splitlines(), "en", "f.feature") is None
+
+
+def test_a_feature_description_is_read_as_behave_reads_it() -> None:
+    # behave matches section keywords case-sensitively and parses no steps there
+    lines = ["Feature: F", "  scenario: lower case", "  Given a step-like line", "  | x |"]
+    assert same_as_behave(lines)
+    assert read_feature(lines, "en", "f.feature").scenarios == []
+
+
+def test_another_language_is_left_to_behave() -> None:
+    assert read_feature(["Feature: F"], "de", "f.feature") is None
+    assert read_feature(["Feature: F"], "en", "f.feature") is not None
+
+
+def test_every_feature_file_of_this_repository() -> None:
+    files = sorted(p for p in ROOT.glob("**/*.feature") if ".venv" not in str(p))
+    taken = [p for p in files if same_as_behave(p.read_text("utf-8-sig").splitlines())]
+    assert len(files) >= 5
+    assert taken, "the quick reader took none of this repository's feature files"
+
+
+# -- generated files: many small variations, compared with behave's parser ------------
+
+# Mostly what plain files hold; now and then something behave reads differently or rejects.
+_ODD = 0.04
+_STEP_WORDS = (["Given", "When", "Then", "And", "But", "*"], ["given", "THEN", "Givenx", "Given"])
+_STEP_TEXTS = (["a thing", "ends with:", "  padded  ", "has # hash", "ünï ✓", '"q"', "x | y"], [""])
+_DESCRIPTIONS = (["As a user", "# comment", ""], ["In order to: pay", "Given a step-like line"])
+_TAGS = (["@x", "@y @z", "@x # note", "@a:b"], ["@", "@ok bad"])
+_SCENARIOS = (["Scenario: S", "Scenario:", "Scenario:   S  x "], ["Example: E", "scenario: s"])
+_FEATURES = (["Feature: Shop", "Feature:Shop", "Feature:"], ["Business Need: N", "Ability: A"])
+_AFTER_STEP = (["# c", ""], ["| a | b |", '"""', "a description line", "@dangling"])
+
+
+def _generated(rng: random.Random) -> list[str]:
+    def pick(choices: tuple[list[str], list[str]]) -> str:
+        usual, odd = choices
+        return rng.choice(odd if rng.random() < _ODD else usual)
+
+    def pad() -> str:
+        return rng.choice(["", "  ", "    ", "\t"])
+
+    def steps(most: int) -> list[str]:
+        found = []
+        for _ in range(rng.randint(0, most)):
+            found.append(pad() + f"{pick(_STEP_WORDS)} {pick(_STEP_TEXTS)}")
+            if rng.random() < 0.2:
+                found.append(pad() + pick(_AFTER_STEP))
+        return found
+
+    lines: list[str] = []
+    for _ in range(rng.randint(0, 2)):
+        lines.append(rng.choice(["# comment", "# language: en", "@top", "@a @b # c"]))
+    lines.append(pick(_FEATURES))
+    for _ in range(rng.randint(0, 2)):
+        lines.append(pad() + pick(_DESCRIPTIONS))
+    if rng.random() < 0.5:
+        if rng.random() < _ODD:
+            lines.append(pad() + "@bg")
+        lines.append(pad() + rng.choice(["Background:", "Background: named"]))
+        lines.extend(steps(3))
+    for _ in range(rng.randint(0, 4)):
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            lines.append(pad() + pick(_TAGS))
+        lines.append(pad() + pick(_SCENARIOS))
+        lines.extend(steps(4))
+    return lines
+
+
+def test_generated_files_are_read_as_behave_reads_them() -> None:
+    rng = random.Random(20261129)
+    files = [_generated(rng) for _ in range(800)]
+    taken = sum(same_as_behave(lines) for lines in files)
+    assert taken >= 200, f"the quick reader took only {taken} of {len(files)} generated files"
