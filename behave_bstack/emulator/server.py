@@ -64,6 +64,7 @@ single first argument (e.g. ``{"latency": 50, "fail": {"status": 503, "count": 2
 from __future__ import annotations
 
 import base64
+import io
 import ipaddress
 import json
 import math
@@ -84,6 +85,7 @@ from itertools import count as _counter
 from socketserver import TCPServer
 from typing import Any
 
+from .reactor import PrefixedReader, Reactor
 from .validation import OPS, validate
 
 __all__ = [
@@ -800,6 +802,9 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pending = self.__dict__.get("pending")
+        if pending:  # handed off by the reactor with the bytes it had read
+            self.rfile = io.BufferedReader(PrefixedReader(pending, self.connection))
         self.emu: TraServer = self.server.emulator
         self.emu._track(self.connection, True)
 
@@ -891,15 +896,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         # one write per response: a separate header write invites Nagle/delayed-ACK stalls
-        head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-        )
-        for k, v in headers:
-            head += f"{k}: {v}\r\n"
-        if self.close_connection:
-            head += "Connection: close\r\n"
-        self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
+        self.wfile.write(response_bytes(status, body, content_type, headers, self.close_connection))
 
     def _drop(self, mode: str | None) -> None:
         self.close_connection = True
@@ -947,7 +944,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(action.status or 500, action.body, action.content_type, action.headers)
             return
 
-        status, out, ctype, extra = self._process(route, op, build_id, run_id, headers, raw, call)
+        status, out, ctype, extra = process_call(emu, route, method, headers, raw, call)
         if faults.active:
             delay, action = faults.after(op, path)
             if delay:
@@ -966,54 +963,6 @@ class _Handler(BaseHTTPRequestHandler):
                 )
         call.status = status
         self._send(status, out, ctype, extra)
-
-    def _process(
-        self,
-        route: Any,
-        op: str | None,
-        build_id: str | None,
-        run_id: str | None,
-        headers: dict[bytes, bytes],
-        raw: bytes,
-        call: CallRecord,
-    ) -> tuple[int, bytes, str, tuple]:
-        """Answer a call that no fault intercepted; records it in state."""
-        emu = self.emu
-        state = emu.state
-
-        def reject(status: int, message: str, body: Any = None) -> tuple[int, bytes, str, tuple]:
-            call.status = status
-            call.body = body if body is not None else _parse_for_record(raw)
-            state.add_call(call)
-            return status, _error(status, message)[1], "application/json", ()
-
-        if not emu._authorized(headers.get(b"authorization")):
-            call.status, call.body = 401, _parse_for_record(raw)
-            state.add_call(call)
-            return 401, _UNAUTHORIZED.body, _UNAUTHORIZED.content_type, _UNAUTHORIZED.headers
-        if route is None:
-            return reject(404, f"no such endpoint: {self.command} {call.path}")
-        if route == "405":
-            return reject(405, f"method {self.command} not allowed on {call.path}")
-        ctype = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-        if ctype != b"application/json":
-            return reject(400, "Content-Type must be application/json")
-        try:
-            text = raw.decode("utf-8")
-            body = _DECODER.decode(text)
-        except (UnicodeDecodeError, ValueError) as exc:
-            return reject(400, f"malformed JSON: {exc}")
-        errs = validate(op, body, check_text=_RISKY_ESCAPE.search(raw) is not None)  # type: ignore[arg-type]
-        if errs:
-            return reject(422, "; ".join(errs), body)
-        call.body = body
-        try:
-            status, out = state.apply(op, build_id, run_id, body, call)  # type: ignore[arg-type]
-        except Exception:  # a bug here must surface as a 500, not as a dropped connection
-            traceback.print_exc(file=sys.stderr)
-            status, out = _error(500, "emulator error (see its stderr)")
-        call.status = status
-        return status, out, "application/json", ()
 
     def _control(self, method: str, path: str, query: str, headers: dict[bytes, bytes]) -> None:
         raw = self._read_body(headers)
@@ -1042,6 +991,72 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, _error(400, f"bad control request: {exc}")[1])
             return
         self._send(200, json.dumps(out, default=str).encode())
+
+
+def process_call(
+    emu: TraServer,
+    route: Any,
+    method: str,
+    headers: dict[bytes, bytes],
+    raw: bytes,
+    call: CallRecord,
+) -> tuple[int, bytes, str, tuple]:
+    """Answer an API call that no fault intercepted; records it in state.  Used by the
+    handler threads and by the reactor (reactor.py)."""
+    state = emu.state
+    op, build_id, run_id = route if isinstance(route, tuple) else (None, None, None)
+
+    def reject(status: int, message: str, body: Any = None) -> tuple[int, bytes, str, tuple]:
+        call.status = status
+        call.body = body if body is not None else _parse_for_record(raw)
+        state.add_call(call)
+        return status, _error(status, message)[1], "application/json", ()
+
+    if not emu._authorized(headers.get(b"authorization")):
+        call.status, call.body = 401, _parse_for_record(raw)
+        state.add_call(call)
+        return 401, _UNAUTHORIZED.body, _UNAUTHORIZED.content_type, _UNAUTHORIZED.headers
+    if route is None:
+        return reject(404, f"no such endpoint: {method} {call.path}")
+    if route == "405":
+        return reject(405, f"method {method} not allowed on {call.path}")
+    ctype = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    if ctype != b"application/json":
+        return reject(400, "Content-Type must be application/json")
+    try:
+        text = raw.decode("utf-8")
+        body = _DECODER.decode(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return reject(400, f"malformed JSON: {exc}")
+    errs = validate(op, body, check_text=_RISKY_ESCAPE.search(raw) is not None)  # type: ignore[arg-type]
+    if errs:
+        return reject(422, "; ".join(errs), body)
+    call.body = body
+    try:
+        status, out = state.apply(op, build_id, run_id, body, call)  # type: ignore[arg-type]
+    except Exception:  # a bug here must surface as a 500, not as a dropped connection
+        traceback.print_exc(file=sys.stderr)
+        status, out = _error(500, "emulator error (see its stderr)")
+    call.status = status
+    return status, out, "application/json", ()
+
+
+def response_bytes(
+    status: int,
+    body: bytes,
+    content_type: str = "application/json",
+    headers: Iterable[tuple[str, str]] = (),
+    close: bool = False,
+) -> bytes:
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+    )
+    for k, v in headers:
+        head += f"{k}: {v}\r\n"
+    if close:
+        head += "Connection: close\r\n"
+    return head.encode("latin-1") + b"\r\n" + body
 
 
 def _no_constants(name: str) -> None:
@@ -1077,13 +1092,40 @@ class _HTTPServer(ThreadingHTTPServer):
         if not isinstance(exc, OSError):  # client disconnects are normal; bugs are not
             traceback.print_exc(file=sys.stderr)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # No thread per connection: the reactor serves it (and hands it to a thread when
+        # it needs the handler, see reactor.py).
+        reactor = self.emulator._reactor
+        if reactor is None:
+            self.shutdown_request(request)
+        else:
+            reactor.adopt(request, (client_address, self))
+
+    def serve_handed_off(self, conn: socket.socket, client_address: Any, pending: bytes) -> None:
+        """A connection's own thread, from the reactor: the request handler, as socketserver
+        runs it, starting with the bytes the reactor had read."""
+        try:
+            handler = _Handler.__new__(_Handler)
+            handler.pending = pending
+            handler.__init__(conn, client_address, self)  # runs setup, handle, finish
+        except Exception:
+            self.handle_error(conn, client_address)
+        finally:
+            self.shutdown_request(conn)
+
+
+def _serve_handed_off(conn: socket.socket, context: tuple, pending: bytes) -> None:
+    client_address, httpd = context
+    httpd.serve_handed_off(conn, client_address, pending)
+
 
 class _HTTPServer6(_HTTPServer):
     address_family = socket.AF_INET6
 
 
 class TraServer:
-    """The emulator: a threaded HTTP server plus its recorded ``state`` and ``faults``."""
+    """The emulator: an HTTP server (reactor.py serves plain calls, a thread per connection
+    the rest) plus its recorded ``state`` and ``faults``."""
 
     def __init__(
         self,
@@ -1108,6 +1150,7 @@ class TraServer:
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self._reactor: Reactor | None = None
 
     @property
     def url(self) -> str:
@@ -1120,6 +1163,8 @@ class TraServer:
 
     def start(self) -> TraServer:
         self._stopping.clear()
+        if self._reactor is None:
+            self._reactor = Reactor(self, _serve_handed_off)
         self._listen()
         return self
 
@@ -1127,6 +1172,9 @@ class TraServer:
         self._stopping.set()
         self.faults.clear()
         self._unlisten()
+        reactor, self._reactor = self._reactor, None
+        if reactor is not None:
+            reactor.stop()  # closes the connections it serves
         with self._conns_lock:
             conns = list(self._conns)
         for c in conns:  # wake handler threads blocked on idle keep-alive connections
@@ -1148,6 +1196,17 @@ class TraServer:
         self.stop()
 
     # --- internals
+    def _answer_plain(
+        self, method: str, path: str, headers: dict[bytes, bytes], raw: bytes
+    ) -> bytes:
+        """The reactor's calls: an API call with no fault set, answered in full."""
+        route = _route(method, path)
+        op, build_id, _ = route if isinstance(route, tuple) else (None, None, None)
+        call = CallRecord(0, time.time(), method, path, op, build_id, None, None)
+        status, out, ctype, extra = process_call(self, route, method, headers, raw, call)
+        call.status = status
+        return response_bytes(status, out, ctype, extra)
+
     def _authorized(self, header: bytes | None) -> bool:
         if header is None:
             return False
