@@ -69,7 +69,8 @@ class FeatureCatalog:
         lines = list(self.source.get("lines") or [])
         path = self.source.get("path") or self.source.get("file") or "unknown.feature"
         language = self.source.get("language")
-        feature = read_feature(lines, language, path) if self.quick else None
+        strip_colon = self.source.get("strip_colon")
+        feature = read_feature(lines, language, path, strip_colon) if self.quick else None
         if feature is not None:
             scenarios = feature.walk_scenarios()
         else:

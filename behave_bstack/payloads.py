@@ -73,6 +73,7 @@ class Payloads:
             "lines": lines,
             "path": str(getattr(feature, "filename", "") or ""),
             "language": getattr(feature, "language", None),
+            "strip_colon": parser_strips_colon(),
         }
         if vc_path:
             body["vc_filepath"] = vc_path
@@ -355,3 +356,12 @@ def cleanup_failure(scenario) -> list[str]:
 def _message_lines(node) -> list[str]:
     message = getattr(node, "error_message", None)
     return str(message).splitlines() if message else []
+
+
+def parser_strips_colon() -> bool:
+    """Does this behave's parser drop a trailing ":" from the text of a step with a table
+    or doc string?  behave 1.2.6 always does; 1.3 when BEHAVE_STRIP_STEPS_WITH_TRAILING_COLON
+    was "yes" as it started.  The reader needs it to read the feature file as behave did."""
+    from behave.parser import Parser  # already imported: behave parsed the features
+
+    return bool(getattr(Parser, "STRIP_STEPS_WITH_TRAILING_COLON", True))

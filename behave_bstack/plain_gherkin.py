@@ -15,6 +15,8 @@ behave's, under behave 1.2.6 and 1.3.
 
 from __future__ import annotations
 
+import re
+
 # English step keywords as behave matches them: in this order, the line starting with
 # the keyword and a space, case-sensitively or in lower case (behave 1.2.6 and 1.3 agree).
 _STEP_KEYWORDS = (
@@ -37,14 +39,32 @@ _OTHER_SECTIONS = tuple(
 
 
 class Step:
-    __slots__ = ("keyword", "name", "line")
-    table = None
-    text = None
+    __slots__ = ("keyword", "name", "line", "table", "text")
 
     def __init__(self, keyword: str, name: str, line: int) -> None:
         self.keyword = keyword
         self.name = name
         self.line = line
+        self.table: Table | None = None
+        self.text: str | None = None
+
+
+class Row:
+    __slots__ = ("cells",)
+
+    def __init__(self, cells: list[str]) -> None:
+        self.cells = cells
+
+
+class Table:
+    def __init__(self, headings: list[str]) -> None:
+        self.headings = headings
+        self.rows: list[Row] = []
+
+    def add(self, cells: list[str]) -> None:
+        if len(cells) != len(self.headings):
+            raise _NotPlain  # behave refuses the file
+        self.rows.append(Row(cells))
 
 
 class Background:
@@ -91,81 +111,155 @@ class Feature:
         return list(self.scenarios)
 
 
-def read_feature(lines: list[str], language: str | None, filename: str) -> Feature | None:
-    """The feature of a file's lines, or None when they are not plain Gherkin (above)."""
+def read_feature(
+    lines: list[str], language: str | None, filename: str, strip_colon: bool | None = None
+) -> Feature | None:
+    """The feature of a file's lines, or None when they are not plain Gherkin (above).
+    `strip_colon`: whether behave's parser drops a trailing ":" from the text of a step
+    that has a table or doc string (1.2.6 does; 1.3 when BEHAVE_STRIP_STEPS_WITH_TRAILING_
+    COLON=yes); None: unknown, such a step makes the file behave's."""
     if language not in (None, "en"):
         return None
-    feature: Feature | None = None
-    statement: Background | Scenario | None = None  # whose steps come next
-    tags: list[str] = []
-    for number, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line:
-            continue
-        if line[0] == "#":
-            said = line[1:].strip()
-            if feature is None and not tags and said.lower().startswith("language:"):
-                if said[9:].strip() != "en":
-                    return None  # behave reads the file in that language
-            continue
-        if line[0] == "@":
-            more = _tags(line)
-            if more is None:
-                return None
-            tags.extend(more)
-            continue
-        if line.startswith("Feature:"):
-            if feature is not None:
-                return None
-            feature = Feature(filename, number, line[8:].strip(), tags)
-            tags = []
-            continue
-        if feature is None:
-            return None
-        if line.startswith("Scenario:"):
-            statement = Scenario(feature, number, line[9:].strip(), tags)
-            feature.scenarios.append(statement)
-            tags = []
-            continue
-        if tags:
-            return None  # tags belong to a Scenario (or something this reader leaves alone)
-        if line.startswith("Background:"):
-            if statement is not None or feature.background is not None:
-                return None
-            statement = feature.background = Background(filename, number, line[11:].strip())
-            continue
-        if statement is None:
-            if line.startswith(_OTHER_SECTIONS):
-                return None
-            continue  # a line of the feature's description (even one that looks like a step)
-        step = _step(line, number)
-        if step is not None:
-            if step.keyword in _CONTINUATIONS and not statement.steps:
-                # behave takes the step type of the Background's last step; without one,
-                # behave 1.3 refuses the file (and 1.2.6 takes an earlier scenario's)
-                background = feature.background
-                if statement is background or background is None or not background.steps:
-                    return None
-            statement.steps.append(step)
-            continue
-        return None  # text under a scenario: a description, a table, a doc string, ...
-    if feature is None or tags:
+    try:
+        return _Reader(filename, strip_colon).read(lines)
+    except _NotPlain:
         return None
-    return feature
 
 
-def _tags(line: str) -> list[str] | None:
+class _NotPlain(Exception):
+    """The file holds something this reader leaves to behave's parser."""
+
+
+class _Reader:
+    def __init__(self, filename: str, strip_colon: bool | None) -> None:
+        self.filename = filename
+        self.strip_colon = strip_colon
+        self.feature: Feature | None = None
+        self.statement: Background | Scenario | None = None  # whose steps come next
+        self.tags: list[str] = []
+        self.table: Table | None = None  # rows still coming, for the last step
+        self.doc: tuple | None = None  # (closing quotes, indent, lines) of an open doc string
+
+    def read(self, lines: list[str]) -> Feature:
+        for number, raw in enumerate(lines, 1):
+            if self.doc is not None:
+                self._doc_string_line(raw)
+                continue
+            line = raw.strip()
+            if not line:
+                continue
+            if line[0] == "#":
+                self._comment(line)
+                continue
+            if self.table is not None:
+                if line[0] == "|":
+                    self.table.add(_cells(line))
+                    continue
+                self._end_argument()
+            self._line(line, raw, number)
+        if self.feature is None or self.tags or self.doc is not None:
+            raise _NotPlain
+        if self.table is not None:
+            self._end_argument()
+        return self.feature
+
+    def _comment(self, line: str) -> None:
+        said = line[1:].strip()
+        if self.feature is None and not self.tags and said.lower().startswith("language:"):
+            if said[9:].strip() != "en":
+                raise _NotPlain  # behave reads the file in that language
+
+    def _line(self, line: str, raw: str, number: int) -> None:
+        feature = self.feature
+        if line[0] == "@":
+            self.tags.extend(_tags(line))
+        elif line.startswith("Feature:"):
+            if feature is not None:
+                raise _NotPlain
+            self.feature = Feature(self.filename, number, line[8:].strip(), self.tags)
+            self.tags = []
+        elif feature is None:
+            raise _NotPlain
+        elif line.startswith("Scenario:"):
+            self.statement = Scenario(feature, number, line[9:].strip(), self.tags)
+            feature.scenarios.append(self.statement)
+            self.tags = []
+        elif self.tags:
+            raise _NotPlain  # tags belong to a Scenario (or to what this reader leaves alone)
+        elif line.startswith("Background:"):
+            if self.statement is not None or feature.background is not None:
+                raise _NotPlain
+            background = Background(self.filename, number, line[11:].strip())
+            self.statement = feature.background = background
+        elif self.statement is None:
+            if line.startswith(_OTHER_SECTIONS):
+                raise _NotPlain
+            # a line of the feature's description (even one that looks like a step)
+        elif not self.statement.steps:
+            self._first_step(line, number)
+        elif line.startswith(('"""', "'''")):
+            if line not in ('"""', "'''") or self._last_step_has_argument():
+                raise _NotPlain  # a content type after the quotes, or a second argument
+            self.doc = (line, raw.index(line[0]), [])
+        elif line[0] == "|":
+            if self._last_step_has_argument():
+                raise _NotPlain
+            self.table = Table(_cells(line))
+        else:
+            self.statement.steps.append(_step(line, number))
+
+    def _first_step(self, line: str, number: int) -> None:
+        step = _step(line, number)  # a description line under a scenario: behave's
+        if step.keyword in _CONTINUATIONS:
+            # behave takes the step type of the Background's last step; without one,
+            # behave 1.3 refuses the file (and 1.2.6 takes an earlier scenario's)
+            background = self.feature.background
+            if self.statement is background or background is None or not background.steps:
+                raise _NotPlain
+        self.statement.steps.append(step)
+
+    def _last_step_has_argument(self) -> bool:
+        step = self.statement.steps[-1]
+        return step.table is not None or step.text is not None
+
+    def _doc_string_line(self, raw: str) -> None:
+        closing, indent, text = self.doc
+        if raw.strip().startswith(closing):
+            self._end_argument()
+            return
+        if raw[:indent].strip() or raw != raw.rstrip():
+            # behave refuses text left of the opening quotes; behave 1.2.6 keeps trailing
+            # blanks that 1.3 removes
+            raise _NotPlain
+        text.append(raw[indent:])
+
+    def _end_argument(self) -> None:
+        """A step's table or doc string is complete."""
+        step = self.statement.steps[-1]
+        if self.doc is not None:
+            step.text = "\n".join(self.doc[2])
+            self.doc = None
+        else:
+            step.table, self.table = self.table, None
+        if step.name.endswith(":"):
+            if self.strip_colon is None:
+                raise _NotPlain
+            if self.strip_colon:
+                step.name = step.name[:-1]
+
+
+def _tags(line: str) -> list[str]:
     found = []
     for word in line.split():
         if word[0] == "#":
             break
         if word[0] != "@" or len(word) == 1:
-            return None
+            raise _NotPlain
         found.append(word[1:])
     return found
 
 
-def _step(line: str, number: int) -> Step | None:
+def _step(line: str, number: int) -> Step:
     lowered = None
     for keyword, prefix in _STEP_KEYWORDS:
         if not line.startswith(prefix):
@@ -174,4 +268,14 @@ def _step(line: str, number: int) -> Step | None:
             if not lowered.startswith(prefix.lower()):
                 continue
         return Step(keyword, line[len(prefix) :].strip(), number)
-    return None
+    raise _NotPlain  # a description, or a line behave refuses
+
+
+_CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
+
+
+def _cells(line: str) -> list[str]:
+    """A table row's cells as behave splits them ("\\|" is a pipe inside a cell)."""
+    if len(line) < 2 or line[-1] != "|":
+        raise _NotPlain  # behave warns and cuts the row's last character
+    return [cell.replace("\\|", "|").strip() for cell in _CELL_SEPARATOR.split(line[1:-1])]

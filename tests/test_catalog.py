@@ -153,8 +153,8 @@ def test_the_reader_asks_for_the_working_directory_once_and_leaves_behave_as_it_
     real_getcwd = os.getcwd
     monkeypatch.setattr(os, "getcwd", lambda: asked.append(1) or real_getcwd())
     expander = Expander()
-    # (a table: a file plain_gherkin.py leaves to behave's parser)
-    lines = ["Feature: F", "", "  Scenario: A", "    Given a", "    When b", "  | x |"]
+    # (a scenario's description: a file plain_gherkin.py leaves to behave's parser)
+    lines = ["Feature: F", "", "  Scenario: A", "    described", "    Given a", "    When b"]
     expander.expand({"op": "source", "ref": "s1", "body": {"file": "f.feature", "lines": lines}})
     start = expander.expand({"op": "test_start", "ref": "t1", "scenario": ["s1", 0, 3], "body": {}})
     assert start["body"]["name"] == "A" and start["body"]["location"] == "f.feature:3"
