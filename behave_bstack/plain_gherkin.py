@@ -5,10 +5,10 @@ The uploader rebuilds each scenario's description from the journaled lines of it
 test run's own processes share: it makes a full model object (with capture buffers) per
 step and tries every keyword, in two cases, on every line.  This reader covers the common
 shape: one English Feature with tags and a free-text description, an optional Background,
-and Scenarios of Given/When/Then/And/But/* steps, with comments and blank lines anywhere.
-For anything else (Rules, outlines, tables, doc strings, descriptions under a scenario,
-another language, or a line behave would reject) it returns None, and catalog.py uses
-behave's parser.  What it builds quacks like behave's model as far as payloads.py and
+and Scenarios of Given/When/Then/And/But/* steps with data tables or doc strings, comments
+and blank lines anywhere.  For anything else (Rules, outlines, descriptions under a
+scenario, another language, a doc string's content type, or a line behave would warn about
+or reject) it returns None, and catalog.py uses behave's parser.  What it builds quacks like behave's model as far as payloads.py and
 mapping.py look; test_plain_gherkin.py checks that every description it gives equals
 behave's, under behave 1.2.6 and 1.3.
 """
