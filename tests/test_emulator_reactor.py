@@ -140,3 +140,19 @@ def test_stop_closes_the_connections_the_reactor_serves() -> None:
         assert sock.recv(100) == b""
     finally:
         sock.close()
+
+
+def test_answers_keep_their_order_when_a_connection_is_handed_off_midway(
+    srv: TraServer,
+) -> None:
+    health = b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    build = raw_request("POST", "/ext/v1/builds/start", bstart())
+    with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        sock.sendall(build + build + health + build)  # the third goes to the handler
+        answers = read_answers(sock, 4)
+    assert [sorted(body) for _, body in answers] == [
+        ["build_hashed_id", "success"],
+        ["build_hashed_id", "success"],
+        ["success"],
+        ["build_hashed_id", "success"],
+    ]

@@ -105,18 +105,22 @@ class Reactor:
         buffer = self._buffers[conn]
         buffer += data
         answers = []
+        hand_off = False
         while buffer:
             request = _complete_request(buffer)
             if request is None:
                 break  # wait for the rest
             if request is False or self.emulator.faults.active:
-                self._hand_off(conn, bytes(buffer))
+                hand_off = True
                 break
             size, method, path, headers, body = request
             del buffer[:size]
             answers.append(self.emulator._answer_plain(method, path, headers, body))
+        # earlier answers first: the handler's thread answers what comes after them
         if answers and not self._send(conn, b"".join(answers)):
             self._close(conn)
+        elif hand_off:
+            self._hand_off(conn, bytes(buffer))
 
     def _send(self, conn: socket.socket, data: bytes) -> bool:
         try:
