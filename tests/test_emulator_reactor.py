@@ -156,3 +156,25 @@ def test_answers_keep_their_order_when_a_connection_is_handed_off_midway(
         ["success"],
         ["build_hashed_id", "success"],
     ]
+
+
+def test_a_bug_answering_one_connection_leaves_the_others_served(srv: TraServer, capfd) -> None:
+    answer = srv._answer_plain
+
+    def broken(method, path, headers, raw):
+        if "boom" in path:
+            raise RuntimeError("emulator bug")
+        return answer(method, path, headers, raw)
+
+    srv._answer_plain = broken
+    other = Client(srv)
+    try:
+        other.build()
+        with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+            sock.sendall(raw_request("POST", "/ext/v1/builds/boom/finish", {}))
+            sock.settimeout(5)
+            assert sock.recv(100) == b""  # that connection is closed
+        assert other.build()  # the other one is still answered
+    finally:
+        other.close()
+    assert "emulator bug" in capfd.readouterr().err

@@ -18,7 +18,9 @@ from __future__ import annotations
 import io
 import selectors
 import socket
+import sys
 import threading
+import traceback
 from typing import Any
 
 _MAX_HEAD = 131072  # bytes of request head before the handler gets to refuse it
@@ -68,11 +70,19 @@ class Reactor:
                 for key, _ in self._selector.select():
                     if key.data is None:
                         self._take_adopted()
-                    else:
+                        continue
+                    try:
                         self._readable(key.fileobj)
+                    except Exception:  # a bug: that connection ends, the others go on
+                        traceback.print_exc(file=sys.stderr)
+                        self._close(key.fileobj)
         finally:
             for conn in list(self._buffers):
                 self._close(conn)
+            with self._lock:
+                adopted, self._adopted = self._adopted, []
+            for conn, _ in adopted:
+                conn.close()
             self._selector.close()
             self._wake_r.close()
             self._wake_w.close()
