@@ -21,6 +21,7 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 _MAX_HEAD = 131072  # bytes of request head before the handler gets to refuse it
@@ -28,12 +29,9 @@ _MAX_INLINE_BODY = 1 << 20  # larger bodies go to the handler, which has the bod
 
 
 class Reactor:
-    def __init__(self, emulator: Any, serve_blocking) -> None:
-        """`emulator`: answers plain calls (`_answer_plain`) and tracks connections;
-        `serve_blocking(conn, context, pending)`: serves a connection in its own thread (the
-        request handler), `pending` being the bytes already read from it."""
+    def __init__(self, emulator: Any) -> None:
+        """`emulator`: answers plain calls (`_answer_plain`) and tracks connections."""
         self.emulator = emulator
-        self.serve_blocking = serve_blocking
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -41,16 +39,17 @@ class Reactor:
         self._adopted: list[tuple[socket.socket, Any]] = []
         self._lock = threading.Lock()
         self._buffers: dict[socket.socket, bytearray] = {}
-        self._contexts: dict[socket.socket, Any] = {}
+        self._handlers: dict[socket.socket, Callable[[bytes], None]] = {}
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="tra-emulator-reactor", daemon=True)
         self._thread.start()
 
-    def adopt(self, conn: socket.socket, context: Any) -> None:
-        """Take a newly accepted connection (called by the accepting thread); `context`
-        goes to serve_blocking if the connection is handed off."""
+    def adopt(self, conn: socket.socket, handler: Callable[[bytes], None]) -> None:
+        """Take a newly accepted connection (called by the accepting thread).  If it is
+        handed off, `handler(pending)` serves it in a thread of its own, `pending` being
+        the bytes already read from it."""
         with self._lock:
-            self._adopted.append((conn, context))
+            self._adopted.append((conn, handler))
         self._wake()
 
     def stop(self) -> None:
@@ -95,11 +94,11 @@ class Reactor:
             pass
         with self._lock:
             adopted, self._adopted = self._adopted, []
-        for conn, context in adopted:
+        for conn, handler in adopted:
             conn.setblocking(False)
             self.emulator._track(conn, True)
             self._buffers[conn] = bytearray()
-            self._contexts[conn] = context
+            self._handlers[conn] = handler
             self._selector.register(conn, selectors.EVENT_READ, True)
 
     def _readable(self, conn: socket.socket) -> None:
@@ -148,8 +147,8 @@ class Reactor:
         self._forget(conn)
         conn.setblocking(True)
         threading.Thread(
-            target=self.serve_blocking,
-            args=(conn, self._contexts.pop(conn, None), pending),
+            target=self._handlers.pop(conn),
+            args=(pending,),
             daemon=True,
         ).start()
 
@@ -163,7 +162,7 @@ class Reactor:
 
     def _close(self, conn: socket.socket) -> None:
         self._forget(conn)
-        self._contexts.pop(conn, None)
+        self._handlers.pop(conn, None)
         try:
             conn.close()
         except OSError:

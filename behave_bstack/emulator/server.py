@@ -64,6 +64,7 @@ single first argument (e.g. ``{"latency": 50, "fail": {"status": 503, "count": 2
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import ipaddress
 import json
@@ -914,9 +915,8 @@ class _Handler(BaseHTTPRequestHandler):
         emu = self.emu
         state = emu.state
         faults = emu.faults
-        route = _route(method, path)
-        op, build_id, run_id = route if isinstance(route, tuple) else (None, None, None)
-        call = CallRecord(0, time.time(), method, path, op, build_id, None, None)
+        route, call = _new_call(method, path)
+        op = call.op
 
         action = None
         if faults.active:
@@ -991,6 +991,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, _error(400, f"bad control request: {exc}")[1])
             return
         self._send(200, json.dumps(out, default=str).encode())
+
+
+def _new_call(method: str, path: str) -> tuple[Any, CallRecord]:
+    """The route of an API call (see _route) and its record, not yet answered."""
+    route = _route(method, path)
+    op, build_id, _ = route if isinstance(route, tuple) else (None, None, None)
+    return route, CallRecord(0, time.time(), method, path, op, build_id, None, None)
 
 
 def process_call(
@@ -1099,7 +1106,9 @@ class _HTTPServer(ThreadingHTTPServer):
         if reactor is None:
             self.shutdown_request(request)
         else:
-            reactor.adopt(request, (client_address, self))
+            reactor.adopt(
+                request, functools.partial(self.serve_handed_off, request, client_address)
+            )
 
     def serve_handed_off(self, conn: socket.socket, client_address: Any, pending: bytes) -> None:
         """A connection's own thread, from the reactor: the request handler, as socketserver
@@ -1112,11 +1121,6 @@ class _HTTPServer(ThreadingHTTPServer):
             self.handle_error(conn, client_address)
         finally:
             self.shutdown_request(conn)
-
-
-def _serve_handed_off(conn: socket.socket, context: tuple, pending: bytes) -> None:
-    client_address, httpd = context
-    httpd.serve_handed_off(conn, client_address, pending)
 
 
 class _HTTPServer6(_HTTPServer):
@@ -1164,7 +1168,7 @@ class TraServer:
     def start(self) -> TraServer:
         self._stopping.clear()
         if self._reactor is None:
-            self._reactor = Reactor(self, _serve_handed_off)
+            self._reactor = Reactor(self)
         self._listen()
         return self
 
@@ -1200,9 +1204,7 @@ class TraServer:
         self, method: str, path: str, headers: dict[bytes, bytes], raw: bytes
     ) -> bytes:
         """The reactor's calls: an API call with no fault set, answered in full."""
-        route = _route(method, path)
-        op, build_id, _ = route if isinstance(route, tuple) else (None, None, None)
-        call = CallRecord(0, time.time(), method, path, op, build_id, None, None)
+        route, call = _new_call(method, path)
         status, out, ctype, extra = process_call(self, route, method, headers, raw, call)
         call.status = status
         return response_bytes(status, out, ctype, extra)
