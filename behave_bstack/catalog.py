@@ -3,10 +3,10 @@
 behave's thread journals a feature file's lines once; a test_start then says "the N-th
 scenario of that file" and the reader describes it: name, scopes, tags, location, code and
 steps.  It parses the lines with behave's own parser, as behave did during the run (same
-language, same outline naming schema), or, for plain files, with the quicker reader of
-plain_gherkin.py that gives the same result; and builds the description with the very code the
-behave process uses for a test it describes in full (payloads.py), so both forms give the
-same start.  This keeps the building, and the bytes, off behave's thread.
+language, same outline naming schema) — plain files with the quicker reader of
+plain_gherkin.py, which gives the same result — and builds the description with the very
+code the behave process uses for a test it describes in full (payloads.py), so both forms
+give the same start.  This keeps the building, and the bytes, off behave's thread.
 """
 
 from __future__ import annotations
