@@ -15,6 +15,13 @@ what can be rebuilt from earlier journal lines, and every reader of the journal
            (a scenario whose file could not be read, or one rebuilt by a hook)
     test_finish + "steps": [[result, started_at, finished_at(, failure)], ...]
         -> body.meta.steps (id, keyword and text from the start), file_name and scopes
+                + "templates": [[keyword, text], ...]
+        -> the keyword and text of the steps behave really ran, when they differ from
+           what the start gave (a hook changed the model at run time)
+    {"op": "step", "ref": test ref, "step": [index, result, started_at, finished_at(,
+     failure)]}
+        a step of a running test that finished, journaled as it happens, so that a test
+        whose process died is closed with the steps it had run (Expander.interrupted)
 
 Events in the full form pass through unchanged.
 """
@@ -31,6 +38,7 @@ SOURCE = "source"
 _START = (
     '{"seq":%d,"op":"test_start","scenario":["%s",%d,%d],"ref":"%s","body":{"started_at":%d}}\n'
 )
+_STEP = '{"seq":%d,"op":"step","ref":"%s","step":[%d,"%s",%d,%d]}\n'
 _PASSED_FINISH = (
     '{"seq":%d,"op":"test_finish","steps":[%s],"ref":"%s",'
     '"body":{"result":"passed","finished_at":%d,"duration_in_ms":%d%s}}\n'
@@ -41,6 +49,11 @@ def start_line(seq: int, ref: str, reference: list, started_at: int) -> bytes:
     """A test_start that names its scenario: [source ref, place in the walk, line]."""
     source_ref, position, line = reference
     return (_START % (seq, source_ref, position, line, ref, started_at)).encode("ascii")
+
+
+def step_line(seq: int, ref: str, index: int, result: str, started: int, finished: int) -> bytes:
+    """A step of test `ref` finished (without a failure text: those take the general form)."""
+    return (_STEP % (seq, ref, index, result, started, finished)).encode("ascii")
 
 
 def passed_finish_line(
@@ -92,6 +105,7 @@ class Expander:
         self.sources: dict[str, list[str]] = {}
         self.catalogs: dict = {}  # source ref -> catalog.FeatureCatalog
         self.open_tests: dict[str, tuple] = {}
+        self.progress: dict[str, dict[int, list]] = {}  # ref -> its steps finished so far
 
     def expand(self, record: dict) -> dict | None:
         """The full event, or None for a record only readers need (a source)."""
@@ -104,6 +118,11 @@ class Expander:
 
             self.sources = {str(record.get("ref")): list(body.get("lines") or [])}
             self.catalogs = {str(record.get("ref")): FeatureCatalog(body)}  # parses when asked
+            return None
+        if op == "step":
+            item = record.get("step")
+            if isinstance(item, list) and len(item) >= 4 and isinstance(item[0], int):
+                self.progress.setdefault(str(record.get("ref")), {})[item[0]] = item[1:]
             return None
         if op == "test_start" and "scenario" in record:
             body = self._described(record.pop("scenario"))
@@ -118,6 +137,8 @@ class Expander:
             self._start(record, body, record.pop("steps", []))
         elif op == "test_finish" and "steps" in record:
             file_name, scopes, templates = self.open_tests.pop(record.get("ref"), (None, None, []))
+            self.progress.pop(record.get("ref"), None)
+            templates = record.pop("templates", None) or templates
             body = dict(record.get("body") or {})
             if file_name is not None:
                 body.setdefault("file_name", file_name)
@@ -126,7 +147,18 @@ class Expander:
             record["body"] = body
         elif op == "test_finish":
             self.open_tests.pop(record.get("ref"), None)
+            self.progress.pop(record.get("ref"), None)
         return record
+
+    def interrupted(self, ref: str) -> tuple[list[dict], int | None]:
+        """For a test that was never finished: meta.steps with every step it journaled
+        as finished and the rest skipped, and when its last step ended (or None)."""
+        done = self.progress.get(ref) or {}
+        templates = (self.open_tests.get(ref) or (None, None, []))[2]
+        count = max(len(templates), max(done, default=-1) + 1)
+        results = [done.get(index, ["skipped", None, None]) for index in range(count)]
+        ends = [item[2] for item in done.values() if isinstance(item[2], int)]
+        return expand_steps(results, templates), max(ends, default=None)
 
     def _start(self, record: dict, body: dict, templates: list) -> None:
         """Put a start's full body in place and keep what its finish will need."""

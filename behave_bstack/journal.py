@@ -267,6 +267,10 @@ class EventReader(LineReader):
         expand = self._expander.expand
         return [event for event in map(expand, super().read_new()) if event is not None]
 
+    def interrupted_steps(self, ref: str) -> tuple[list[dict], int | None]:
+        """meta.steps of a test never finished, from the steps it journaled as finished."""
+        return self._expander.interrupted(ref)
+
 
 def read_events(path: Path) -> list[dict]:
     return EventReader(path).read_new()

@@ -128,6 +128,26 @@ def add_tags(tags: list[str], more) -> list[str]:
     return tags
 
 
+def default_step_lines(scenario) -> tuple:
+    """The line of every step the feature file gives this scenario, in order: its
+    Background's (a Rule's Background with the Feature's it inherits) and its own.  This
+    is what the journal's reader rebuilds from the file (catalog.py); a hook that changes
+    the model at run time (use_background, use_inheritance, steps added) makes the steps
+    behave runs differ from it.  Read from the raw lists: asking for scenario.all_steps
+    would make behave copy (and keep) the Background steps before its hooks ran."""
+    lines: list = []
+    _background_lines(getattr(scenario, "background", None), lines, 0)
+    lines.extend(step.line for step in getattr(scenario, "steps", None) or ())
+    return tuple(lines)
+
+
+def _background_lines(background, lines: list, depth: int) -> None:
+    if background is None or depth > 3:
+        return
+    _background_lines(getattr(background, "inherited_background", None), lines, depth + 1)
+    lines.extend(step.line for step in getattr(background, "steps", None) or ())
+
+
 def outline_row(scenario) -> dict[str, str] | None:
     row = getattr(scenario, "_row", None)
     if row is None:

@@ -47,7 +47,7 @@ class Payloads:
             scenarios = walk() if walk else getattr(feature, "scenarios", ())
         for position, scenario in enumerate(scenarios):
             self._positions[id(scenario)] = position
-            base = " ".join(str(getattr(scenario, "name", "") or "").split()) or (
+            base = behave_name(scenario) or (
                 f"{getattr(scenario, 'keyword', 'Scenario')} at line {getattr(scenario, 'line', '?')}"
             )
             name, count = base, 1
@@ -114,7 +114,7 @@ class Payloads:
     def name_of(self, scenario) -> str:
         name = self._names.get(id(scenario))
         if name is None:
-            name = " ".join(str(getattr(scenario, "name", "") or "").split()) or "Scenario"
+            name = behave_name(scenario) or "Scenario"
         return name
 
     def paths_of(self, node) -> tuple[str, str | None]:
@@ -170,13 +170,18 @@ class Payloads:
 
     def start_extras(self, scenario, rule, steps: list) -> dict:
         """The compact parts of a test_start draft: its code and its steps (drafts.py)."""
+        return {"code": self.source.code_parts(scenario, rule), "steps": self.step_templates(steps)}
+
+    @staticmethod
+    def step_templates(steps: list) -> list[list[str]]:
+        """[keyword, text] per step: what meta.steps shows of each (drafts.expand_steps)."""
         templates = []
         for step in steps:
             if step.table is None and step.text is None:  # most steps: just the line
                 templates.append([step.keyword, step.name])
             else:
                 templates.append([str(step.keyword or ""), mapping.step_text(step)])
-        return {"code": self.source.code_parts(scenario, rule), "steps": templates}
+        return templates
 
     def test_finish(self, run, end_ns: int, clock: Clock) -> tuple[dict, list]:
         """The finish draft and its compact step results (drafts.py)."""
@@ -245,29 +250,42 @@ class Payloads:
     def _steps(self, run, clock: Clock) -> tuple[list[list], list[dict]]:
         """[result, started_at, finished_at(, failure)] per step, and the test's failures."""
         steps, failures = [], []
-        starts, ends, hook_failures = run.step_starts, run.step_ends, run.step_hook_failures
+        starts, ends = run.step_starts, run.step_ends
         offset = clock.epoch_offset_ns  # epoch_ms(), inlined: this runs for every step
         for index, step in enumerate(run.steps):
-            status = step.status
-            result = mapping.step_result_of(status)
             start, end = starts.get(index), ends.get(index)
             if start is not None and end is not None:
-                item = [result, (offset + start) // 1_000_000, (offset + end) // 1_000_000]
-            else:
-                item = [result, None, None]
-            if result != "passed" or index in hook_failures:
-                lines = hook_failures.get(index) or mapping.step_failure_lines(
-                    step, mapping.status_name(status)
+                item = self.step_item(
+                    run, index, step, (offset + start) // 1_000_000, (offset + end) // 1_000_000
                 )
-                if lines:
-                    if result == "passed":
-                        item[0] = "failed"
-                    item.append("\n".join(lines))
-                    failures.append(
-                        {"backtrace": [f"Step failed: {step.keyword} {step.name}"] + lines}
-                    )
+            else:
+                item = self.step_item(run, index, step, None, None)
+            if len(item) > 3:
+                failures.append(
+                    {
+                        "backtrace": [f"Step failed: {step.keyword} {step.name}"]
+                        + item[3].split("\n")
+                    }
+                )
             steps.append(item)
         return steps, failures
+
+    @staticmethod
+    def step_item(run, index: int, step, started_at, finished_at) -> list:
+        """[result, started_at, finished_at(, failure)] of one step of a test."""
+        status = step.status
+        result = mapping.step_result_of(status)
+        item = [result, started_at, finished_at]
+        hook_failures = run.step_hook_failures
+        if result != "passed" or index in hook_failures:
+            lines = hook_failures.get(index) or mapping.step_failure_lines(
+                step, mapping.status_name(status)
+            )
+            if lines:
+                if result == "passed":
+                    item[0] = "failed"
+                item.append("\n".join(lines))
+        return item
 
     # -- hooks ------------------------------------------------------------------
     def hook_subject(self, name: str, args: tuple, test, feature) -> dict:
@@ -324,6 +342,12 @@ class Payloads:
         if record.failure:
             body["failure"] = [{"backtrace": record.failure}]
         return body
+
+
+def behave_name(node) -> str:
+    """A scenario's (or hook subject's) name as behave has it, trimmed at the ends only:
+    inner spacing is part of a test's identity in TRA's history."""
+    return str(getattr(node, "name", "") or "").strip()
 
 
 def _prefix_in_repo(cwd: str, repo_root: str | None) -> str | None:

@@ -52,6 +52,21 @@ def spawn_and_block(srv, root: Path, where: str, **env: str) -> fk.Spawned:
     return behave
 
 
+def assert_steps_kept(test, results: list[str], texts: list[str]) -> None:
+    """A test closed as interrupted keeps what it had done: the steps that finished
+    before the kill with their results and times, the rest skipped, and its duration up
+    to the last of them."""
+    steps = test.finish["meta"]["steps"]
+    assert [s["result"] for s in steps] == results
+    assert [s["text"] for s in steps] == texts
+    done = [s for s in steps if s["result"] != "skipped"]
+    for step in done:
+        assert step["started_at"] <= step["finished_at"] and step["duration"] >= 0
+    assert all("started_at" not in s for s in steps if s["result"] == "skipped")
+    assert test.finish["duration_in_ms"] >= 1
+    assert test.finish["finished_at"] >= max(s["finished_at"] for s in done)
+
+
 def interrupted(record) -> bool:
     body = record.finish or {}
     text = " ".join(line for f in body.get("failure") or () for line in f["backtrace"])
@@ -116,6 +131,7 @@ def test_sigkill_behave_and_uploader_then_upload(srv, tmp_path):
     (test,) = runs_named(srv, fk.scenario_name(BLOCKED))
     assert interrupted(test)
     assert test.finish["finished_at"] >= test.start["started_at"]
+    assert_steps_kept(test, ["passed", "skipped"], [f"step {BLOCKED} passes", "the run blocks"])
     fk.assert_exactly_once(srv, run_dir, min_tests=BLOCKED + 1)
     assert_nothing_left(srv, run_dir)
     # The journal itself records the closing: the finishes were appended to it.
