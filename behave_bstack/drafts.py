@@ -15,6 +15,9 @@ what can be rebuilt from earlier journal lines, and every reader of the journal
            (a scenario whose file could not be read, or one rebuilt by a hook)
     test_finish + "steps": [[result, started_at, finished_at(, failure)], ...]
         -> body.meta.steps (id, keyword and text from the start), file_name and scopes
+    test_finish + "steps": "journaled"
+        -> the same, with the results of the test's step records (below): a test whose
+           every step passed says no more about them (passed_finish_line)
                 + "templates": [[keyword, text], ...]
         -> the keyword and text of the steps behave really ran, when they differ from
            what the start gave (a hook changed the model at run time)
@@ -38,11 +41,12 @@ SOURCE = "source"
 _START = (
     '{"seq":%d,"op":"test_start","scenario":["%s",%d,%d],"ref":"%s","body":{"started_at":%d}}\n'
 )
-_STEP = '{"seq":%d,"op":"step","ref":"%s","step":[%d,"%s",%d,%d]}\n'
+_STEP = '{"seq":%d,"op":"step","ref":"%s","step":[%d,"passed",%d,%d]}\n'
 _PASSED_FINISH = (
-    '{"seq":%d,"op":"test_finish","steps":[%s],"ref":"%s",'
+    '{"seq":%d,"op":"test_finish","steps":"journaled","ref":"%s",'
     '"body":{"result":"passed","finished_at":%d,"duration_in_ms":%d%s}}\n'
 )
+JOURNALED = "journaled"
 
 
 def start_line(seq: int, ref: str, reference: list, started_at: int) -> bytes:
@@ -51,23 +55,20 @@ def start_line(seq: int, ref: str, reference: list, started_at: int) -> bytes:
     return (_START % (seq, source_ref, position, line, ref, started_at)).encode("ascii")
 
 
-def step_line(seq: int, ref: str, index: int, result: str, started: int, finished: int) -> bytes:
-    """A step of test `ref` finished (without a failure text: those take the general form)."""
-    return (_STEP % (seq, ref, index, result, started, finished)).encode("ascii")
+def step_line(seq: int, ref: str, index: int, started: int, finished: int) -> bytes:
+    """A step of test `ref` passed (any other result takes the general form)."""
+    return (_STEP % (seq, ref, index, started, finished)).encode("ascii")
 
 
 def passed_finish_line(
-    seq: int, ref: str, finished_at: int, duration: int, step_times: list[int], hooks: list[str]
+    seq: int, ref: str, finished_at: int, duration: int, hooks: list[str]
 ) -> bytes:
-    """The finish of a test whose steps all passed: step_times = [started_at, finished_at,
-    ...] in epoch milliseconds, two per step; `hooks`: the refs of its hook runs."""
-    steps = ",".join(
-        [f'["passed",{step_times[i]},{step_times[i + 1]}]' for i in range(0, len(step_times), 2)]
-    )
+    """The finish of a test whose steps all passed, each journaled by a step record
+    (step_line); `hooks`: the refs of its hook runs."""
     links = ""
     if hooks:
         links = ',"hooks":[' + ",".join([f'{{"$ref":"{hook}"}}' for hook in hooks]) + "]"
-    return (_PASSED_FINISH % (seq, steps, ref, finished_at, duration, links)).encode("ascii")
+    return (_PASSED_FINISH % (seq, ref, finished_at, duration, links)).encode("ascii")
 
 
 def render_code(parts: list, sources: dict[str, list[str]]) -> str:
@@ -137,13 +138,16 @@ class Expander:
             self._start(record, body, record.pop("steps", []))
         elif op == "test_finish" and "steps" in record:
             file_name, scopes, templates = self.open_tests.pop(record.get("ref"), (None, None, []))
-            self.progress.pop(record.get("ref"), None)
+            done = self.progress.pop(record.get("ref"), None) or {}
             templates = record.pop("templates", None) or templates
+            results = record.pop("steps")
+            if results == JOURNALED:
+                results = [done[index] for index in sorted(done)]
             body = dict(record.get("body") or {})
             if file_name is not None:
                 body.setdefault("file_name", file_name)
                 body.setdefault("scopes", scopes)
-            body["meta"] = {"steps": expand_steps(record.pop("steps"), templates)}
+            body["meta"] = {"steps": expand_steps(results, templates)}
             record["body"] = body
         elif op == "test_finish":
             self.open_tests.pop(record.get("ref"), None)

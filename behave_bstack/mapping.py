@@ -77,11 +77,12 @@ test_result_of = _kept_by_identity(test_result)
 # -- identity -------------------------------------------------------------------
 
 
-def relative_path(path: str, cwd: str) -> str:
-    """A path relative to cwd when it lies below it, with POSIX separators."""
+def relative_path(path: str, cwd: str, root: str | None = None) -> str:
+    """A path (relative ones are relative to cwd) relative to root (default: cwd) when it
+    lies below it, with POSIX separators; else absolute."""
     absolute = os.path.abspath(os.path.join(cwd, path))
     try:
-        rel = os.path.relpath(absolute, cwd)
+        rel = os.path.relpath(absolute, root or cwd)
     except ValueError:  # another drive on Windows
         rel = absolute
     if rel.startswith(".."):

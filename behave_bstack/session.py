@@ -56,7 +56,9 @@ class ReportingSession:
         self.outbox = open_outbox(settings, cwd)
         self._own_logging()
         repo_root = vcs.repo_root(cwd)
-        self.payloads = Payloads(cwd, repo_root, settings.environment)
+        self.payloads = Payloads(
+            cwd, repo_root, settings.environment, root=settings.project_root or cwd
+        )
         self.tracker = Tracker(
             self.payloads,
             self.outbox,

@@ -70,6 +70,7 @@ class TestRun:
     # The line of every step the journal's reader gives this test (the file's steps), or
     # None when its start was described in full: the finish then names its steps.
     file_step_lines: list | None = None
+    passed_steps: int = 0  # steps journaled as passed (step records) so far
 
 
 class Tracker:
@@ -95,6 +96,7 @@ class Tracker:
         self.runner = None
         self.formatter = None  # ours: tells our runner from a behave run inside a step
         self._other_runners: set[int] = set()
+        self._passed_status = None  # behave's status object for a passed step, once seen
         self.capture = None  # an OutputCapture while logs are collected
         self.feature = None
         self.current: TestRun | None = None
@@ -278,18 +280,11 @@ class Tracker:
             steps = run.steps = list(getattr(run.scenario, "all_steps", None) or ())
         file_lines = run.file_step_lines
         as_in_file = file_lines is not None and file_lines == [step.line for step in steps]
-        step_times = None
-        if as_in_file and self.direct_forms:
-            step_times = self.payloads.passed_step_times(run, clock)
-        if step_times is not None:  # most tests: formatted directly
+        if as_in_file and self.direct_forms and self.payloads.plain_pass(run):
+            # Most tests: formatted directly; its steps' records say the rest.
             duration = max(1, duration_ms(run.start_ns, end_ns))
             self.outbox.writer.append_formatted(
-                passed_finish_line,
-                run.ref,
-                clock.epoch_ms(end_ns),
-                duration,
-                step_times,
-                run.hook_refs,
+                passed_finish_line, run.ref, clock.epoch_ms(end_ns), duration, run.hook_refs
             )
             return
         body, results = self.payloads.test_finish(run, end_ns, clock)
@@ -405,12 +400,15 @@ class Tracker:
         run.step_cursor = index + 1
         # Journaled as it happens: a process killed later in this test still reports it.
         offset = self.clock.epoch_offset_ns
-        item = self.payloads.step_item(
-            run, index, step, (offset + start) // 1_000_000, (offset + end) // 1_000_000
-        )
-        if len(item) == 3:
-            self.outbox.writer.append_formatted(step_line, run.ref, index, *item)
+        started, finished = (offset + start) // 1_000_000, (offset + end) // 1_000_000
+        status = step.status
+        if status is not self._passed_status and mapping.step_result_of(status) == "passed":
+            self._passed_status = status  # one object for every passed step
+        if status is self._passed_status and index not in run.step_hook_failures:
+            run.passed_steps += 1
+            self.outbox.writer.append_formatted(step_line, run.ref, index, started, finished)
         else:
+            item = self.payloads.step_item(run, index, step, started, finished)
             self.outbox.writer.append("step", None, run.ref, step=[index, *item])
 
     # -- hooks ----------------------------------------------------------------
