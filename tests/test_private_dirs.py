@@ -20,8 +20,10 @@ import faultkit as fk
 import pytest
 
 from behave_bstack import coordination, journal, private_dirs, session
+from behave_bstack.capture import attachment_entry
 from behave_bstack.config import load_settings
 from behave_bstack.emulator import TraServer
+from behave_bstack.outbox import Outbox
 
 OTHER = "bstack-other"
 POSIX = hasattr(os, "getuid")
@@ -224,20 +226,27 @@ def test_the_module_imports_without_posix_only_modules():
 
 
 @pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="no O_NOFOLLOW here")
-@pytest.mark.parametrize("name", [journal.LOCK, journal.REPORT + ".tmp", journal.ACKS])
+@pytest.mark.parametrize(
+    "name",
+    [journal.LOCK, journal.REPORT + ".tmp", journal.ACKS, "attachments/00001-shot.png"],
+)
 def test_journal_files_are_not_opened_through_a_symbolic_link(tmp_path, name):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir(mode=0o700)
+    outbox = Outbox(tmp_path / "run")
+    run_dir = outbox.run_dir
     victim = tmp_path / "victim"
     victim.write_text("untouched")
+    (run_dir / name).parent.mkdir(mode=0o700, exist_ok=True)
     (run_dir / name).symlink_to(victim)
     with pytest.raises(OSError):
         if name == journal.LOCK:
             journal.try_lock(run_dir)
         elif name == journal.ACKS:
             journal.AckLog(run_dir)
+        elif name.startswith("attachments"):
+            attachment_entry(outbox, 1, b"\x89PNG", "shot.png", "image/png", 0)
         else:
             journal.write_report(run_dir, {"pending": 0})
+    outbox.writer.close()
     assert victim.read_text() == "untouched"
 
 
