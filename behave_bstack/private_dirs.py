@@ -143,7 +143,7 @@ def journal_fallback(run_id: str) -> tuple[Path, str | None]:
     except Refused as exc:
         import tempfile
 
-        return Path(tempfile.mkdtemp(prefix=f"{PREFIX}-")) / run_id, str(exc)
+        return Path(tempfile.mkdtemp(prefix=f"{PREFIX}-journal-")) / run_id, str(exc)
 
 
 def coordination_base() -> tuple[Path, tuple[str, ...]]:

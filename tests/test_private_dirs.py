@@ -296,7 +296,7 @@ def test_fallback_refuses_a_prepared_directory_and_uses_a_fresh_one(
     problem = hostile_user_dir(kind, shared_tmp, tmp_path, owned_by_other)
     run_dir, lines = fallback_outbox(tmp_path, capsys)
     fresh = run_dir.parent
-    assert fresh.parent == shared_tmp and fresh.name.startswith("behave-bstack-")
+    assert fresh.parent == shared_tmp and fresh.name.startswith("behave-bstack-journal-")
     assert fresh != user_dir(shared_tmp)
     assert private_dirs.problem(fresh) is None and mode(fresh) == 0o700
     assert (run_dir / journal.EVENTS).is_file()
@@ -463,7 +463,9 @@ def assert_fresh_journal_and_delivery(run, root, srv, tmp, hostile, problem, blo
     assert f"not using {hostile}: {problem}; using " in lines[0], lines[0]
     run_dir = Path(lines[0].rsplit("; using ", 1)[1])
     fresh = run_dir.parent
-    assert fresh.parent == tmp and fresh.name.startswith("behave-bstack-") and fresh != hostile
+    assert (
+        fresh.parent == tmp and fresh.name.startswith("behave-bstack-journal-") and fresh != hostile
+    )
     assert private_dirs.problem(fresh) is None and mode(fresh) == mode(run_dir) == 0o700
     assert (run_dir / journal.ATTACHMENTS).is_dir()
     if hostile.is_dir() and not hostile.is_symlink():
