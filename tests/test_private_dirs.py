@@ -324,14 +324,18 @@ def test_coordination_prefers_xdg_runtime_dir(tmp_path, shared_tmp, monkeypatch)
     assert not user_dir(shared_tmp).exists()
 
 
-@pytest.mark.parametrize("runtime_state", ["missing", "0777", "relative"])
+@pytest.mark.parametrize("runtime_state", ["missing", "0777", "relative", "theirs"])
 def test_an_unusable_xdg_runtime_dir_is_passed_over_for_the_temp_directory(
-    tmp_path, shared_tmp, monkeypatch, runtime_state
+    tmp_path, shared_tmp, monkeypatch, owned_by_other, runtime_state
 ):
+    """E.g. after sudo, XDG_RUNTIME_DIR still names the first user's /run/user/<uid>."""
     runtime = tmp_path / "run-user"
     if runtime_state == "0777":
         runtime.mkdir()
         os.chmod(runtime, 0o777)
+    elif runtime_state == "theirs":
+        runtime.mkdir(mode=0o700)
+        owned_by_other(runtime)
     monkeypatch.setenv(
         "XDG_RUNTIME_DIR", "run-user" if runtime_state == "relative" else str(runtime)
     )
@@ -341,7 +345,7 @@ def test_an_unusable_xdg_runtime_dir_is_passed_over_for_the_temp_directory(
         assert mode(user_dir(shared_tmp)) == mode(user_dir(shared_tmp) / "builds") == 0o700
     finally:
         part.leave()
-    if runtime_state == "0777":
+    if runtime.exists():
         assert list(runtime.iterdir()) == []
 
 
