@@ -30,6 +30,8 @@ import os
 import sys
 import threading
 
+from .private_dirs import NOFOLLOW
+
 OWN_LOGGER = "behave_bstack"
 MESSAGE_PART = 9000  # below the API's 10,000 so that cleaning never needs to split again
 MAX_CHARS_PER_RUN = 5_000_000
@@ -297,7 +299,7 @@ def attachment_entry(outbox, number: int, data: bytes, name, mime_type: str, epo
 
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name or "attachment")[:80] or "attachment"
     path = outbox.writer.attachment_path(f"{number:05d}-{safe}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     is_image = mime_type.startswith("image/")

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .drafts import Expander
+from .private_dirs import NOFOLLOW
 
 EVENTS = "events.jsonl"
 ACKS = "acks.jsonl"
@@ -84,7 +85,9 @@ def make_private_dir(path: Path) -> None:
 
 
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
-    return os.open(path, flags, 0o600)
+    """Owner-only; a symbolic link in the file's place is refused (ELOOP) where the
+    platform can tell (private_dirs.NOFOLLOW)."""
+    return os.open(path, flags | NOFOLLOW, 0o600)
 
 
 def open_for_append(path: Path) -> int:

@@ -8,7 +8,7 @@ import socket
 import sys
 from pathlib import Path
 
-from . import __version__, api, ci, coordination, host, journal, vcs
+from . import __version__, api, ci, coordination, host, journal, private_dirs, vcs
 from .capture import OutputCapture
 from .clock import Clock
 from .config import Settings, load_settings
@@ -29,8 +29,9 @@ def warn(line: str) -> None:
 
 
 def open_outbox(settings: Settings, cwd: str) -> Outbox:
-    """The journal goes to the configured directory; if that cannot be written, to the
-    system's temporary directory, with a line that says so."""
+    """The journal goes to the configured directory; if that cannot be written, to this
+    user's directory in the system's temporary directory, or to a fresh private one when
+    that is not safe to use (private_dirs), with one line that says so."""
     run_id = journal.new_run_id()
     base = Path(settings.journal_dir)
     if not base.is_absolute():
@@ -38,11 +39,11 @@ def open_outbox(settings: Settings, cwd: str) -> Outbox:
     try:
         return Outbox(base / run_id)
     except OSError as exc:
-        import tempfile  # only here: it costs a few ms of every run's start
-
-        fallback = Path(tempfile.gettempdir()) / "behave-bstack" / run_id
+        fallback, refused = private_dirs.journal_fallback(run_id)
+        why = f"; not using {refused}" if refused else ""
         warn(
-            f"behave-bstack: cannot write the journal in {base} ({exc.strerror}); using {fallback}"
+            f"behave-bstack: cannot write the journal in {base} ({exc.strerror}){why}; "
+            f"using {fallback}"
         )
         return Outbox(fallback)
 
@@ -79,7 +80,13 @@ class ReportingSession:
             key = coordination.build_key(
                 settings.project_name, settings.build_name, self.run_identifier
             )
-            self.participation = coordination.Participation(key, outer_pid=self.outer_pid)
+            try:
+                self.participation = coordination.Participation(key, outer_pid=self.outer_pid)
+            except private_dirs.Refused as exc:
+                warn(
+                    f"behave-bstack: not using {exc}; this process finishes the build "
+                    "without waiting for the others of its run"
+                )
         self._journal_start(repo_root)
         tracker = self.tracker
         self._unwrap_runs = wrap_scenario_runs(

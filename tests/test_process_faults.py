@@ -7,6 +7,7 @@ sent twice, whoever (the orphaned uploader or a later upload) does it.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -203,7 +204,7 @@ def test_unwritable_journal_dir_falls_back_with_one_line(srv, tmp_path):
     lines = [line for line in run.stderr.splitlines() if "cannot write the journal" in line]
     assert len(lines) == 1, run.stderr
     assert str(blocker / "sub") in lines[0]
-    run_dir = fk.only_run_dir(temp / "behave-bstack")
+    run_dir = fk.only_run_dir(temp / f"behave-bstack-{os.getuid()}" / "journal")
     assert str(run_dir) in lines[0]
     fk.assert_exactly_once(srv, run_dir, min_tests=8)
 
