@@ -41,7 +41,8 @@ SOURCE = "source"
 _START = (
     '{"seq":%d,"op":"test_start","scenario":["%s",%d,%d],"ref":"%s","body":{"started_at":%d}}\n'
 )
-_STEP = '{"seq":%d,"op":"step","ref":"%s","step":[%d,"passed",%d,%d]}\n'
+# A passed step of a running test: (seq, test ref, index, started_at, finished_at).
+STEP_TEMPLATE = '{"seq":%d,"op":"step","ref":"%s","step":[%d,"passed",%d,%d]}\n'
 _PASSED_FINISH = (
     '{"seq":%d,"op":"test_finish","steps":"journaled","ref":"%s",'
     '"body":{"result":"passed","finished_at":%d,"duration_in_ms":%d%s}}\n'
@@ -55,16 +56,11 @@ def start_line(seq: int, ref: str, reference: list, started_at: int) -> bytes:
     return (_START % (seq, source_ref, position, line, ref, started_at)).encode("ascii")
 
 
-def step_line(seq: int, ref: str, index: int, started: int, finished: int) -> bytes:
-    """A step of test `ref` passed (any other result takes the general form)."""
-    return (_STEP % (seq, ref, index, started, finished)).encode("ascii")
-
-
 def passed_finish_line(
     seq: int, ref: str, finished_at: int, duration: int, hooks: list[str]
 ) -> bytes:
     """The finish of a test whose steps all passed, each journaled by a step record
-    (step_line); `hooks`: the refs of its hook runs."""
+    (STEP_TEMPLATE); `hooks`: the refs of its hook runs."""
     links = ""
     if hooks:
         links = ',"hooks":[' + ",".join([f'{{"$ref":"{hook}"}}' for hook in hooks]) + "]"

@@ -60,10 +60,10 @@ class BstackFormatter(Formatter):
     def step(self, step) -> None:
         session = self.session
         if session is not None:
-            try:
-                session.tracker.step_announced(step)
-            except Exception as exc:  # noqa: BLE001
-                session.outbox.internal_error(exc)
+            # The steps behave runs and reports, after before_scenario (tracker.TestRun).
+            run = session.tracker.current
+            if run is not None:
+                run.steps.append(step)
 
     def match(self, match) -> None:
         session = self.session

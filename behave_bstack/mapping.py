@@ -129,24 +129,33 @@ def add_tags(tags: list[str], more) -> list[str]:
     return tags
 
 
-def default_step_lines(scenario) -> tuple:
-    """The line of every step the feature file gives this scenario, in order: its
+class StepLines:
+    """The line of every step the feature file gives a scenario, in order: its
     Background's (a Rule's Background with the Feature's it inherits) and its own.  This
     is what the journal's reader rebuilds from the file (catalog.py); a hook that changes
     the model at run time (use_background, use_inheritance, steps added) makes the steps
     behave runs differ from it.  Read from the raw lists: asking for scenario.all_steps
-    would make behave copy (and keep) the Background steps before its hooks ran."""
-    lines: list = []
-    _background_lines(getattr(scenario, "background", None), lines, 0)
-    lines.extend(step.line for step in getattr(scenario, "steps", None) or ())
-    return tuple(lines)
+    would make behave copy (and keep) the Background steps before its hooks ran.  One per
+    feature: a Background's lines are worked out once."""
+
+    def __init__(self) -> None:
+        self._backgrounds: dict[int, list] = {}
+
+    def of(self, scenario) -> list:
+        background = getattr(scenario, "background", None)
+        if background is None:
+            return [step.line for step in getattr(scenario, "steps", None) or ()]
+        lines = self._backgrounds.get(id(background))
+        if lines is None:
+            lines = self._backgrounds[id(background)] = _background_lines(background)
+        return lines + [step.line for step in getattr(scenario, "steps", None) or ()]
 
 
-def _background_lines(background, lines: list, depth: int) -> None:
+def _background_lines(background, depth: int = 0) -> list:
     if background is None or depth > 3:
-        return
-    _background_lines(getattr(background, "inherited_background", None), lines, depth + 1)
-    lines.extend(step.line for step in getattr(background, "steps", None) or ())
+        return []
+    inherited = _background_lines(getattr(background, "inherited_background", None), depth + 1)
+    return inherited + [step.line for step in getattr(background, "steps", None) or ()]
 
 
 def outline_row(scenario) -> dict[str, str] | None:

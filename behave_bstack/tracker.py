@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from . import mapping
 from .capture import Sink, attachment_entry, behave_captured, log_entries, metadata_from_tags
 from .clock import Clock, duration_ms
-from .drafts import SOURCE, passed_finish_line, start_line, step_line
+from .drafts import SOURCE, STEP_TEMPLATE, passed_finish_line, start_line
 
 LOGS_PER_CALL = 500  # the API's limit per logs call
 SCENARIO_HOOKS = frozenset({"before_scenario", "after_scenario"})
@@ -131,7 +131,8 @@ class Tracker:
         self.index_feature(feature, scenarios)
         # As the file gives them, before any hook of this feature could change the model
         # (behave 1.3 announces a feature before before_feature runs).
-        self.file_steps = {id(s): list(mapping.default_step_lines(s)) for s in scenarios}
+        lines_of = mapping.StepLines().of
+        self.file_steps = {id(s): lines_of(s) for s in scenarios}
         for scenario in scenarios:
             if getattr(scenario, "should_skip", False):  # (status is computed: slower)
                 # Skipped before anything ran: deselected by a file:line location (behave
@@ -372,11 +373,6 @@ class Tracker:
         self.outbox.emit("logs", {"logs": [{**entry, **link}]})
 
     # -- steps ----------------------------------------------------------------
-    def step_announced(self, step) -> None:
-        run = self.current
-        if run is not None:
-            run.steps.append(step)
-
     def step_matched(self) -> None:
         run = self.current
         if run is not None:
@@ -406,7 +402,7 @@ class Tracker:
             self._passed_status = status  # one object for every passed step
         if status is self._passed_status and index not in run.step_hook_failures:
             run.passed_steps += 1
-            self.outbox.writer.append_formatted(step_line, run.ref, index, started, finished)
+            self.outbox.writer.append_template(STEP_TEMPLATE, run.ref, index, started, finished)
         else:
             item = self.payloads.step_item(run, index, step, started, finished)
             self.outbox.writer.append("step", None, run.ref, step=[index, *item])

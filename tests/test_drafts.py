@@ -9,12 +9,12 @@ from helpers import DEMO_ARGS, FORMATTER
 
 from behave_bstack import journal
 from behave_bstack.drafts import (
+    STEP_TEMPLATE,
     Expander,
     expand_steps,
     passed_finish_line,
     render_code,
     start_line,
-    step_line,
 )
 
 
@@ -94,8 +94,8 @@ def _lines(run_dir: Path) -> list[dict]:
 def test_the_directly_formatted_forms_equal_the_encoded_ones(tmp_path: Path) -> None:
     direct = journal.JournalWriter(tmp_path / "direct")
     direct.append_formatted(start_line, "t7", ["s2", 4, 40], 1795915110805)
-    direct.append_formatted(step_line, "t7", 0, 1, 2)
-    direct.append_formatted(step_line, "t7", 1, 2, 30)
+    direct.append_template(STEP_TEMPLATE, "t7", 0, 1, 2)
+    direct.append_template(STEP_TEMPLATE, "t7", 1, 2, 30)
     direct.append_formatted(passed_finish_line, "t7", 1795915110900, 95, [])
     direct.append_formatted(passed_finish_line, "t8", 1795915110900, 1, ["h1", "h2"])
     direct.close()
@@ -112,7 +112,7 @@ def test_the_directly_formatted_forms_equal_the_encoded_ones(tmp_path: Path) -> 
     encoded.close()
     assert _lines(tmp_path / "direct") == _lines(tmp_path / "encoded")
     assert passed_finish_line(1, "t1", 5, 1, []).endswith(b"\n")
-    assert step_line(1, "t1", 0, 5, 6).endswith(b"\n")
+    assert STEP_TEMPLATE.endswith("\n")
 
 
 def _normalized_events(run_dir: Path) -> list[dict]:
