@@ -324,7 +324,7 @@ def cmd_upload(ctx: Context) -> int:
 
     options = transport_options(ctx.settings)
     deadline = time.monotonic() + ctx.args.timeout
-    totals = {"journals": 0, "sent": 0, "refused": 0, "pending": 0, "skipped": 0}
+    totals = {"journals": 0, "incomplete": 0, "sent": 0, "refused": 0, "pending": 0, "skipped": 0}
     stop: tuple[str, int] | None = None
     for state in todo:
         left = deadline - time.monotonic()
@@ -350,7 +350,10 @@ def cmd_upload(ctx: Context) -> int:
         after = journal_view.read_state(state.run_dir)
         sent = after.acknowledged - state.acknowledged
         refused = sum((report.get("failed") or {}).values())
-        totals["journals"] += 1
+        if after.pending or after.needs_upload:
+            totals["incomplete"] += 1  # tried, not all of it delivered: not "uploaded"
+        else:
+            totals["journals"] += 1
         totals["sent"] += sent
         totals["refused"] += refused
         totals["pending"] += after.pending
@@ -363,7 +366,8 @@ def cmd_upload(ctx: Context) -> int:
             stop = (f"delivery stopped: {journal_view.first_line(stopped)}", code)
     ctx.out(
         f"total: {journal_view.plural(totals['journals'], 'journal')} uploaded, "
-        f"{totals['sent']} calls delivered, {totals['refused']} refused, "
+        + (f"{totals['incomplete']} incomplete, " if totals["incomplete"] else "")
+        + f"{totals['sent']} calls delivered, {totals['refused']} refused, "
         f"{totals['pending']} pending"
         + (f", {totals['skipped']} journals skipped" if totals["skipped"] else "")
     )
