@@ -290,7 +290,7 @@ def cmd_status(ctx: Context) -> int:
     else:
         for state in states:
             ctx.out(journal_view.status_line(state))
-    return EXIT_FAILED if any(s.pending or s.failed for s in states) else EXIT_OK
+    return EXIT_FAILED if any(s.needs_upload or s.failed for s in states) else EXIT_OK
 
 
 def cmd_show(ctx: Context) -> int:
@@ -892,7 +892,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="One line per journal: run id, when, what was journaled, how much the "
         "server acknowledged or refused, what is pending, and whether the run ended.",
     )
-    status.add_argument("--json", action="store_true", help="one JSON object per journal")
+    status.add_argument("--json", action="store_true", help="a JSON list, one object per journal")
     status.set_defaults(func=cmd_status)
 
     show = command(

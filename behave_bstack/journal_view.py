@@ -66,6 +66,7 @@ class JournalState:
     writer_alive: bool = False
     open_runs: int = 0  # started, no finish journaled
     build_finish_journaled: bool = False
+    finish_left: bool = False  # another process of the build run finishes the build
     build_id: str | None = None
     last_stop: str | None = None  # why the last delivery stopped (report.json)
 
@@ -84,12 +85,23 @@ class JournalState:
         return "running" if self.writer_alive else "interrupted"
 
     @property
+    def to_close(self) -> int:
+        """Calls `upload` will add to close an interrupted run: a failed finish per open
+        test or hook run, and the build's finish if the run owns the build."""
+        if self.ended or self.writer_alive:
+            return 0
+        finish = self.owns_build and not self.build_finish_journaled and not self.finish_left
+        return self.open_runs + int(finish)
+
+    @property
+    def pending_total(self) -> int:
+        """Calls `upload` would send: journaled and unsent, plus those it closes a run with."""
+        return self.pending + self.to_close
+
+    @property
     def needs_upload(self) -> bool:
         """Something to send, or an interrupted run that delivery still has to close."""
-        if self.pending:
-            return True
-        unclosed = self.open_runs or (self.owns_build and not self.build_finish_journaled)
-        return not self.ended and not self.writer_alive and bool(unclosed)
+        return bool(self.pending_total)
 
     @property
     def build_url(self) -> str | None:
@@ -113,6 +125,8 @@ def read_state(run_dir: Path) -> JournalState:
             state.build_id = state.build_id or body.get("build_hashed_id")
         elif op == "end":
             state.ended = True
+        elif op == "build_finish_left":
+            state.finish_left = True
         if op not in SENDABLE:
             continue
         state.calls += 1
@@ -140,7 +154,7 @@ def read_state(run_dir: Path) -> JournalState:
                 state.first_failure = f"{op} {describe(event)}: {ack.get('error') or '?'}"
     state.open_runs = len(open_runs)
     report = journal.read_report(run_dir) or {}
-    if state.pending and report.get("stopped"):
+    if report.get("stopped") and (state.pending or not state.ended):
         state.last_stop = str(report["stopped"])
     if not state.ended:
         state.writer_alive = writer_alive(state.meta)
@@ -153,14 +167,20 @@ def read_state(run_dir: Path) -> JournalState:
 
 
 def status_line(state: JournalState) -> str:
-    failed = f"{state.failed} failed"
+    refused = f"{state.failed} refused"
     if state.first_failure:
-        failed += f" (first: {first_line(state.first_failure)})"
+        refused += f" (first: {first_line(state.first_failure)})"
+    pending = f"{state.pending_total} pending"
+    if state.to_close:
+        pending += (
+            f" ({plural(state.to_close, 'call')} that `upload` adds to close the interrupted run)"
+        )
     parts = [
         f"{state.run_id}  {when(state.started_ms)}  {plural(state.tests, 'test')}, "
         f"{plural(state.hooks, 'hook run')}, "
         f"{plural(state.log_entries, 'log entry', 'log entries')} journaled",
-        f"{state.acknowledged}/{state.calls} calls acknowledged, {failed}, {state.pending} pending",
+        f"{state.acknowledged}/{plural(state.calls + state.to_close, 'call')} acknowledged, "
+        f"{refused}, {pending}",
     ]
     if state.state == "interrupted":
         parts.append("interrupted (behave did not end the run; upload closes it)")
@@ -169,7 +189,7 @@ def status_line(state: JournalState) -> str:
     else:
         parts.append("ended")
     if state.last_stop:
-        parts.append(f"last upload stopped: {first_line(state.last_stop)}")
+        parts.append(f"last delivery stopped: {first_line(state.last_stop)}")
     if state.build_url:
         parts.append(f"build {state.build_url}")
     elif not state.owns_build:
@@ -186,12 +206,13 @@ def status_record(state: JournalState) -> dict:
         "tests": state.tests,
         "hook_runs": state.hooks,
         "log_entries": state.log_entries,
-        "calls": state.calls,
+        "calls": state.calls + state.to_close,
         "acknowledged": state.acknowledged,
-        "failed": state.failed,
-        "first_failure": state.first_failure,
+        "refused": state.failed,
+        "first_refused": state.first_failure,
         "last_stop": state.last_stop,
-        "pending": state.pending,
+        "pending": state.pending_total,
+        "to_close": state.to_close,
         "state": state.state,
         "needs_upload": state.needs_upload,
         "build_hashed_id": state.build_id,
