@@ -3,6 +3,7 @@
     upload   send what journals still hold        status  one line per journal
     show     a run from its journal, as a tree    doctor  configuration and connectivity
     build    start/finish a build shared by runs  serve   the local TRA emulator
+    clean    remove fully delivered journals
 
 Every message goes through Console, which hides the access key wherever it might show up
 (even in --debug tracebacks).  Errors are one line on stderr; see EXIT_CODES.
@@ -297,6 +298,41 @@ def cmd_show(ctx: Context) -> int:
     run_dir = resolve_run(ctx.args.run, ctx.journal_dir(), ctx.cwd)
     for line in journal_view.render_view(journal_view.load_view(run_dir), ctx.args.logs):
         ctx.out(line)
+    return EXIT_OK
+
+
+def cmd_clean(ctx: Context) -> int:
+    """Remove fully delivered journals (with --all: every journal not in use)."""
+    from .housekeeping import remove
+
+    journal_dir = ctx.journal_dir()
+    states = [journal_view.read_state(d) for d in journal.run_directories(journal_dir)]
+    chosen, kept = [], []
+    for state in states:
+        if state.state == "running":
+            kept.append((state, "its behave run is still going"))
+        elif ctx.args.all or state.fully_delivered:
+            chosen.append(state)
+        else:
+            why = f"{state.pending_total} pending" if state.pending_total else ""
+            if state.failed:
+                why += (", " if why else "") + f"{state.failed} refused"
+            kept.append((state, why or "not fully delivered"))
+    verb = "would remove" if ctx.args.dry_run else "removed"
+    removed = 0
+    for state in chosen:
+        what = "fully delivered" if state.fully_delivered else f"{state.pending_total} pending"
+        if ctx.args.dry_run or remove(state.run_dir):
+            removed += 1
+            ctx.out(f"{verb} {state.run_dir} ({what})")
+        else:
+            kept.append((state, "another process is delivering it"))
+    for state, why in kept:
+        ctx.out(f"kept {state.run_dir} ({why})")
+    ctx.out(
+        f"{verb} {journal_view.plural(removed, 'journal')}, kept {len(kept)}"
+        + ("" if ctx.args.all or not kept else " (`--all` removes those not in use too)")
+    )
     return EXIT_OK
 
 
@@ -894,6 +930,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="a JSON list, one object per journal")
     status.set_defaults(func=cmd_status)
+
+    clean = command(
+        "clean",
+        "remove fully delivered journals",
+        parents=[journal_dir],
+        description="Remove the journals whose calls the server acknowledged, every one "
+        "(nothing pending, nothing refused). Journals with unsent or refused calls, and "
+        "runs still going, are kept. After each behave run, fully delivered journals beyond "
+        "the newest keep_journals (default 20) are removed automatically.",
+    )
+    clean.add_argument(
+        "--all",
+        action="store_true",
+        help="also remove journals with unsent or refused calls (not those of running runs)",
+    )
+    clean.add_argument(
+        "--dry-run", "-n", action="store_true", help="list what would be removed; remove nothing"
+    )
+    clean.set_defaults(func=cmd_clean)
 
     show = command(
         "show",

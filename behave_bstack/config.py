@@ -52,6 +52,7 @@ DEFAULT_API_URL = "https://api-automation.browserstack.com"
 DEFAULT_JOURNAL_DIR = os.path.join(".behave-bstack", "journal")
 DEFAULT_FLUSH_TIMEOUT = 30.0
 DEFAULT_REQUEST_TIMEOUT = 15.0
+DEFAULT_KEEP_JOURNALS = 20  # fully delivered journals kept; older ones are removed (0: all kept)
 CONCURRENCY_MIN, CONCURRENCY_MAX = 1, 64
 MAX_BUILD_RUN_IDENTIFIER = 64  # tra-api.md §2.1
 STEP_HOOKS_CHOICES = ("failed", "all", "off")
@@ -129,6 +130,7 @@ _SPECS: dict[str, _Spec] = {
     "build_hashed_id": _Spec("hashed_id", env=("BROWSERSTACK_BUILD_HASHED_ID",)),
     "build_tags": _Spec("tags", env=("BSTACK_BUILD_TAGS",), yml=_product_paths("buildTag")),
     "journal_dir": _Spec("dir", env=("BSTACK_JOURNAL_DIR",)),
+    "keep_journals": _Spec("count", env=("BSTACK_KEEP_JOURNALS",)),
     "flush_timeout": _Spec("seconds", env=("BSTACK_FLUSH_TIMEOUT",)),
     "request_timeout": _Spec("positive_seconds", env=("BSTACK_REQUEST_TIMEOUT",)),
     "concurrency": _Spec("concurrency", env=("BSTACK_CONCURRENCY",)),
@@ -173,6 +175,7 @@ _SHOWN_ORDER: tuple[str, ...] = (
     "build_tags",
     "project_root",
     "journal_dir",
+    "keep_journals",
     "flush_timeout",
     "request_timeout",
     "concurrency",
@@ -211,6 +214,7 @@ class Settings:
     build_hashed_id: str | None
     build_tags: tuple[str, ...]
     journal_dir: str
+    keep_journals: int
     flush_timeout: float
     request_timeout: float
     concurrency: int
@@ -353,6 +357,7 @@ class _Resolver:
             build_hashed_id=get("build_hashed_id", None),
             build_tags=self._build_tags(),
             journal_dir=get("journal_dir", os.path.join(self.root, DEFAULT_JOURNAL_DIR)),
+            keep_journals=get("keep_journals", DEFAULT_KEEP_JOURNALS),
             flush_timeout=get("flush_timeout", DEFAULT_FLUSH_TIMEOUT),
             request_timeout=get("request_timeout", DEFAULT_REQUEST_TIMEOUT),
             concurrency=get("concurrency", DEFAULT_CONCURRENCY),
@@ -583,6 +588,14 @@ class _Resolver:
                     clamped,
                     f"is outside {CONCURRENCY_MIN}..{CONCURRENCY_MAX} (using {clamped})",
                 )
+            return True, number, None
+        if kind == "count":
+            try:
+                number = int(text)
+            except ValueError:
+                return False, None, "is not a whole number"
+            if number < 0:
+                return False, None, "must be 0 (keep every journal) or more"
             return True, number, None
         if kind == "step_hooks":
             if text.lower() in STEP_HOOKS_CHOICES:
@@ -841,6 +854,7 @@ def _default_settings(cwd: str, problem: str) -> Settings:
         build_hashed_id=None,
         build_tags=(),
         journal_dir=os.path.join(root, DEFAULT_JOURNAL_DIR),
+        keep_journals=DEFAULT_KEEP_JOURNALS,
         flush_timeout=DEFAULT_FLUSH_TIMEOUT,
         request_timeout=DEFAULT_REQUEST_TIMEOUT,
         concurrency=DEFAULT_CONCURRENCY,

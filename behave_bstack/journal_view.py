@@ -99,6 +99,11 @@ class JournalState:
         return self.pending + self.to_close
 
     @property
+    def fully_delivered(self) -> bool:
+        """The run ended and the server acknowledged every call."""
+        return self.ended and not self.pending and not self.failed
+
+    @property
     def needs_upload(self) -> bool:
         """Something to send, or an interrupted run that delivery still has to close."""
         return bool(self.pending_total)

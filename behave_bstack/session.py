@@ -230,3 +230,6 @@ class ReportingSession:
             lines += internal_error_lines(self.outbox)
         for line in lines:
             warn(line)
+        from .housekeeping import prune  # after the summary: it never delays it
+
+        prune(self.outbox.run_dir.parent, self.settings.keep_journals)
