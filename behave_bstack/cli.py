@@ -102,7 +102,7 @@ class _LogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.console.err(f"debug: {record.getMessage()}")
+            self.console.err(f"{PROG}: debug: {record.getMessage()}")
         except Exception:  # noqa: BLE001 - logging must never end the command
             pass
 
@@ -129,7 +129,7 @@ class Context:
 
     def warn_problems(self) -> None:
         for problem in self.settings.problems:
-            self.err(f"{PROG}: warning: {problem}")
+            self.err(f"{PROG}: {problem}")
 
 
 # --------------------------------------------------------------------------- settings
@@ -216,7 +216,10 @@ def need_sending_settings(ctx: Context) -> None:
     settings = ctx.settings
     if not settings.api_url_ok:
         why = next((p for p in settings.problems if "api_url" in p or "API" in p), None)
-        raise CliError(why or f"the API URL {settings.api_url!r} is refused", EXIT_USAGE)
+        raise CliError(
+            why or f"the API URL {settings.api_url!r} is not allowed (see the problems above)",
+            EXIT_USAGE,
+        )
     if not settings.has_credentials:
         raise CliError(NO_CREDENTIALS, EXIT_USAGE)
 
@@ -352,7 +355,10 @@ def cmd_upload(ctx: Context) -> int:
         if state.needs_upload:
             todo.append(state)
         elif ctx.args.runs:
-            ctx.out(f"{state.run_id}: nothing to send ({state.acknowledged} calls acknowledged)")
+            ctx.out(
+                f"{state.run_id}: nothing to send "
+                f"({journal_view.plural(state.acknowledged, 'call')} acknowledged)"
+            )
     if not todo:
         if not ctx.args.runs:
             ctx.out(f"nothing to upload: no journal in {journal_dir} holds unsent calls")
@@ -366,9 +372,12 @@ def cmd_upload(ctx: Context) -> int:
         left = deadline - time.monotonic()
         if stop or left <= 0:
             why = stop[0] if stop else f"the {ctx.args.timeout:g} s timeout passed"
-            ctx.out(f"{state.run_id}: not tried ({why}); {state.pending} calls pending")
+            ctx.out(
+                f"{state.run_id}: not tried ({why}); "
+                f"{journal_view.plural(state.pending_total, 'call')} pending"
+            )
             totals["skipped"] += 1
-            totals["pending"] += state.pending
+            totals["pending"] += state.pending_total
             continue
         if state.writer_alive:
             ctx.out(f"{state.run_id}: skipped: the behave run writing it is still going")
@@ -392,7 +401,7 @@ def cmd_upload(ctx: Context) -> int:
             totals["journals"] += 1
         totals["sent"] += sent
         totals["refused"] += refused
-        totals["pending"] += after.pending
+        totals["pending"] += after.pending_total
         ctx.out(upload_line(after, report, sent, refused))
         for reason in (report.get("reasons") or [])[:3]:
             ctx.out(f"    refused: {journal_view.first_line(reason)}")
@@ -403,9 +412,13 @@ def cmd_upload(ctx: Context) -> int:
     ctx.out(
         f"total: {journal_view.plural(totals['journals'], 'journal')} uploaded, "
         + (f"{totals['incomplete']} incomplete, " if totals["incomplete"] else "")
-        + f"{totals['sent']} calls delivered, {totals['refused']} refused, "
+        + f"{journal_view.plural(totals['sent'], 'call')} delivered, {totals['refused']} refused, "
         f"{totals['pending']} pending"
-        + (f", {totals['skipped']} journals skipped" if totals["skipped"] else "")
+        + (
+            f", {journal_view.plural(totals['skipped'], 'journal')} skipped"
+            if totals["skipped"]
+            else ""
+        )
     )
     if stop:
         ctx.err(f"{PROG}: {stop[0]} (everything unsent stays in the journal)")
@@ -417,8 +430,8 @@ def cmd_upload(ctx: Context) -> int:
 def upload_line(state: journal_view.JournalState, report: dict, sent: int, refused: int) -> str:
     delivered = report.get("delivered") or {}
     line = (
-        f"{state.run_id}: {sent} calls delivered, {refused} refused, "
-        f"{state.pending} pending (tests {delivered.get('test_finish', 0)}/{state.tests}, "
+        f"{state.run_id}: {journal_view.plural(sent, 'call')} delivered, {refused} refused, "
+        f"{state.pending_total} pending (tests {delivered.get('test_finish', 0)}/{state.tests}, "
         f"hook runs {delivered.get('hook_finish', 0)}/{state.hooks}, "
         f"{journal_view.plural(report.get('log_entries', 0), 'log entry', 'log entries')})"
     )
@@ -746,7 +759,7 @@ def cmd_doctor(ctx: Context) -> int:
     checks: list[Check] = []
     if not settings.api_url_ok:
         detail = next((p for p in settings.problems if "api_url" in p or "API" in p), "")
-        checks.append(Check("URL", False, f"refused: {detail or settings.api_url}"))
+        checks.append(Check("URL", False, f"not allowed: {detail or settings.api_url}"))
     else:
         checks = network_checks(settings)
     for check in checks:
@@ -814,9 +827,11 @@ def cmd_serve(ctx: Context) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     state = server.state
+    plural = journal_view.plural
     ctx.err(
-        f"{PROG}: emulator stopped; it received {len(state.builds)} builds, "
-        f"{len(state.tests)} test runs, {len(state.hooks)} hook runs, {len(state.logs)} log entries"
+        f"{PROG}: emulator stopped; it received {plural(len(state.builds), 'build')}, "
+        f"{plural(len(state.tests), 'test run')}, {plural(len(state.hooks), 'hook run')}, "
+        f"{plural(len(state.logs), 'log entry', 'log entries')}"
     )
     return EXIT_OK
 
@@ -910,7 +925,7 @@ def build_parser() -> argparse.ArgumentParser:
         "runs",
         nargs="*",
         metavar="RUN_DIR",
-        help="journal directories or run ids (default: every journal with unsent calls)",
+        help="journal directories, run ids or `latest` (default: every journal with unsent calls)",
     )
     upload.add_argument(
         "--timeout",
@@ -1087,7 +1102,7 @@ def main(
             logger.setLevel(logging.DEBUG)
         return args.func(Context(args, console, settings, cwd, environ))
     except CliError as exc:
-        console.err(f"{exc.prog}: {exc}")
+        console.err(f"{PROG}: {exc}")  # one prefix for every message (README "Messages")
         return exc.code
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK

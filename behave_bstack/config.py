@@ -73,7 +73,11 @@ BUILD_NUMBER_ENV = (
 )
 YML_NAMES = ("browserstack.yml", "browserstack.yaml")
 
-_PREFIX = "bstack: "
+# Problems are plain sentences; whoever prints one puts "behave-bstack: " before it (the
+# one prefix of every message, README "Messages").  Those about browserstack.yml read
+# "<path>: <key>: <problem>".
+_PREFIX = ""
+SUGGEST_CUTOFF = 0.75  # difflib ratio an unknown setting's name needs to get a suggestion
 _BOOL_WORDS = {
     "true": True,
     "yes": True,
@@ -260,7 +264,7 @@ class Settings:
         key = f"set ({len(self.access_key)} chars)" if self.access_key else "not set"
         api_url = _redact_url(self.api_url)
         if not self.api_url_ok:
-            api_url += " (refused, see problems)"
+            api_url += " (not allowed, see problems)"
         rows = []
         for name in _SHOWN_ORDER:
             if name == "access_key":
@@ -390,8 +394,12 @@ class _Resolver:
         for key in self.userdata:
             if not isinstance(key, str) or not key.startswith("bstack.") or key in known:
                 continue
-            close = difflib.get_close_matches(key.lower(), USERDATA_KEYS, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else ""
+            # Compared without the "bstack." every key shares (with it, anything looks close
+            # to a short key: bstack.nonsense to bstack.os).
+            names = [known_key.split(".", 1)[1] for known_key in USERDATA_KEYS]
+            suffix = key.split(".", 1)[1].lower()
+            close = difflib.get_close_matches(suffix, names, n=1, cutoff=SUGGEST_CUTOFF)
+            hint = f"; did you mean bstack.{close[0]}?" if close else ""
             self.problem(f"unknown setting {key} ignored{hint} (known: {', '.join(USERDATA_KEYS)})")
 
     # ---- browserstack.yml
@@ -443,24 +451,33 @@ class _Resolver:
             if not isinstance(data, dict):
                 reason = f"its top level is a {_yaml_type(data)}, not a mapping of settings"
         if reason:
-            self.problem(f"{self.yml_name} ({path}) could not be read: {reason} (ignored)")
+            self.yml_path = path
+            self.problem(f"{self._yml_shown()}: could not be read: {reason} (ignored)")
+            self.yml_path = None
             self.sources["config_file"] += " (not read, see problems)"
             return
         self.yml, self.yml_path = data, path
         for key in ("testReportingOptions", "testObservabilityOptions"):
             if key in data and data[key] is not None and not isinstance(data[key], dict):
-                self.problem(f"{self._yml_label((key,))} is not a mapping (ignored)")
+                self.problem(f"{self._yml_label((key,))}: not a mapping (ignored)")
         platforms = data.get("platforms")
         if platforms is not None and not (
             isinstance(platforms, list) and (not platforms or isinstance(platforms[0], dict))
         ):
-            self.problem(f"{self._yml_label(('platforms',))} is not a list of mappings (ignored)")
+            self.problem(f"{self._yml_label(('platforms',))}: not a list of mappings (ignored)")
 
     def _yml_label(self, path: _YmlPath) -> str:
         dotted = ""
         for part in path:
             dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else part)
-        return f"{self.yml_name} {dotted} ({self.yml_path})"
+        return f"{self._yml_shown()}: {dotted}"
+
+    def _yml_shown(self) -> str:
+        """The yml's path as messages show it: relative to the working directory when the
+        file is below it (browserstack.yml, ci/bs.yml), else absolute."""
+        path = self.yml_path or ""
+        inside = path.startswith(self.cwd.rstrip(os.sep) + os.sep)
+        return os.path.relpath(path, self.cwd) if inside else path
 
     def _yml_raw(self, path: _YmlPath) -> Any:
         node: Any = self.yml
@@ -493,7 +510,7 @@ class _Resolver:
             raw = [_expand(item, lookup) if isinstance(item, str) else item for item in raw]
         for name in dict.fromkeys(missing):
             self.problem(
-                f"{self._yml_label(path)} refers to ${{{name}}}, which is not set in the "
+                f"{self._yml_label(path)}: refers to ${{{name}}}, which is not set in the "
                 "environment (expanded to an empty string)"
             )
         return raw
@@ -545,14 +562,16 @@ class _Resolver:
             self.problem(f"{self._shown(spec, bad_label, raw)} {note} (using {using}{origin})")
         return value
 
-    @staticmethod
-    def _shown(spec: _Spec, label: str, raw: Any) -> str:
+    def _shown(self, spec: _Spec, label: str, raw: Any) -> str:
+        """A value and where it came from: `env X='v'`, or `<path>: <key>: 'v'` in the yml."""
+        in_yml = bool(self.yml_path) and label.startswith(f"{self._yml_shown()}: ")
         if spec.kind == "secret":
-            return label
+            return f"{label}:" if in_yml else label
         text = raw if isinstance(raw, str) else repr(raw)
         if len(text) > 80:
             text = text[:77] + "..."
-        return f"{label}={text!r}" if isinstance(raw, str) else f"{label}={text}"
+        shown = repr(text) if isinstance(raw, str) else text
+        return f"{label}: {shown}" if in_yml else f"{label}={shown}"
 
     def _parse(self, kind: str, raw: Any) -> tuple[bool, Any, str | None]:
         """(usable, value, note): a note on a usable value says how it was adjusted."""
@@ -655,7 +674,7 @@ class _Resolver:
         if parts.scheme.lower() == "http" and not _is_loopback(host):
             self.problem(
                 f"{origin}={shown!r} uses plain http:// to a host that is not this machine; "
-                "refused because the access key would travel unencrypted, use https:// "
+                "not allowed because the access key would travel unencrypted, use https:// "
                 "(nothing is sent until it is fixed; the journal is kept)"
             )
             return url, False
@@ -696,7 +715,7 @@ class _Resolver:
                 text = _scalar_text(value)
                 if text is None:
                     if not _absent(value):
-                        self.problem(f"{self._yml_label((key,))} is not text (ignored)")
+                        self.problem(f"{self._yml_label((key,))}: not text (ignored)")
                     continue
                 custom[int(match.group(1))] = (text.strip(), self._yml_label((key,)))
         for key, value in self.environ.items():

@@ -470,7 +470,7 @@ class Delivery:
         self.tally.count(self.tally.failed, op)
         if not quiet and len(self.tally.reasons) < 10:
             self.tally.reasons.append(f"{op} {describe(event)}: {reason}")
-        log.warning("bstack: %s %s not accepted: %s", op, describe(event), reason)
+        log.warning("%s %s refused: %s", op, describe(event), reason)
 
     def _retry(
         self, seq: int, reason: str, after: float | None = None, sent: float | None = None
@@ -489,7 +489,7 @@ class Delivery:
         if after is not None:
             self.pause_until = max(self.pause_until, now + after)
             self.pause_set_at = now
-        log.debug("bstack: retrying seq %s in %.2fs: %s", seq, after, reason)
+        log.debug("retrying seq %s in %.2fs: %s", seq, after, reason)
         self.ready.appendleft(seq)
         if self.max_attempts is not None and attempts >= self.max_attempts:
             # The service keeps failing: stop, and leave the rest for the next upload.
@@ -529,7 +529,7 @@ class Delivery:
         if not self.stop_reason:
             self.stop_reason = reason
             self.stop_kind = kind
-            log.error("bstack: delivery stopped: %s", reason)
+            log.error("delivery stopped: %s", reason)
 
     # -- closing runs the writer never closed ---------------------------------
     def close_interrupted(self, why: str) -> int:

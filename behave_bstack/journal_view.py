@@ -380,15 +380,14 @@ def _failure_lines(body: dict | None, limit: int) -> list[str]:
     return lines
 
 
-def _render_hook(node: RunNode, pad: str, out: list[str], with_logs: bool | None) -> None:
-    """with_logs None: a scenario's hook, whose logs its scenario prints."""
+def _render_hook(node: RunNode, pad: str, out: list[str], with_logs: bool) -> None:
+    """A hook run, its failure and its own log entries (counted under the hook)."""
     where = node.start.get("location") or node.start.get("file_name") or ""
     out.append(f"{pad}hook {node.name}: {_run_line(node)}" + (f"  [{where}]" if where else ""))
     if node.result == "failed":
         out.extend(f"{pad}  ! {line}" for line in _failure_lines(node.finish, 2))
-    out.extend(f"{pad}  ! not accepted by the server: {why}" for why in node.refused)
-    if with_logs is not None:
-        _render_logs(node.logs, pad + "  ", out, with_logs)
+    out.extend(f"{pad}  ! refused by the server: {why}" for why in node.refused)
+    _render_logs(node.logs, pad + "  ", out, with_logs)
 
 
 def _render_logs(logs: list[dict], pad: str, out: list[str], with_logs: bool) -> None:
@@ -406,11 +405,11 @@ def _render_test(node: RunNode, pad: str, out: list[str], with_logs: bool) -> No
     line = f"{pad}Scenario: {node.name} - {_run_line(node)}"
     out.append(line + (f"  {tags}" if tags else ""))
     inner = pad + "  "
-    out.extend(f"{inner}! not accepted by the server: {why}" for why in node.refused)
+    out.extend(f"{inner}! refused by the server: {why}" for why in node.refused)
     hooks_before = [h for h in node.hooks if not str(h.start.get("hook_type")).startswith("after")]
     hooks_after = [h for h in node.hooks if h not in hooks_before]
     for hook in hooks_before:
-        _render_hook(hook, inner, out, None)
+        _render_hook(hook, inner, out, with_logs)
     steps = ((node.finish or {}).get("meta") or {}).get("steps") or []
     for step in steps:
         text = str(step.get("text") or "").splitlines() or [""]
@@ -424,10 +423,9 @@ def _render_test(node: RunNode, pad: str, out: list[str], with_logs: bool) -> No
             out.append(f"{inner}  ! {first_line(step['failure'])}")
     if node.result == "failed" and not any(s.get("failure") for s in steps):
         out.extend(f"{inner}! {line}" for line in _failure_lines(node.finish, 2))
+    _render_logs(node.logs, inner, out, with_logs)  # the test's own; hooks show theirs
     for hook in hooks_after:
-        _render_hook(hook, inner, out, None)
-    logs = node.logs + [entry for hook in node.hooks for entry in hook.logs]
-    _render_logs(logs, inner, out, with_logs)
+        _render_hook(hook, inner, out, with_logs)
 
 
 def _render_scope(scope: ScopeNode, depth: int, out: list[str], with_logs: bool) -> None:
@@ -464,10 +462,11 @@ def render_view(view: RunView, with_logs: bool = False) -> list[str]:
     elif state.owns_build:
         out.append("  build: not created yet (nothing delivered; see `behave-bstack upload`)")
     out.append(
-        f"  journal: {state.calls} calls: {state.acknowledged} acknowledged, "
-        f"{state.failed} refused, {state.pending} pending; run {state.state}"
+        f"  journal: {plural(state.calls + state.to_close, 'call')}: "
+        f"{state.acknowledged} acknowledged, {state.failed} refused, "
+        f"{state.pending_total} pending; run {state.state}"
     )
-    out.extend(f"  ! not accepted by the server: {why}" for why in view.refused)
+    out.extend(f"  ! refused by the server: {why}" for why in view.refused)
     _render_scope(view.root, 0, out, with_logs)
     out.extend(_totals(view))
     return out

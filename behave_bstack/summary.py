@@ -16,7 +16,7 @@ def offline_line(settings, outbox, counts: dict) -> str:
     if not settings.has_credentials:
         why = "no BrowserStack credentials (set BROWSERSTACK_USERNAME and BROWSERSTACK_ACCESS_KEY)"
     else:
-        why = f"the API URL {settings.api_url} is refused"
+        why = f"the API URL {settings.api_url} is not allowed (see the line above)"
     return (
         f"behave-bstack: nothing sent: {why}. {_plural(counts.get('tests', 0), 'test')} and "
         f"{_plural(counts.get('hooks', 0), 'hook run')} journaled in {where}; "

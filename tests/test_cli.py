@@ -401,7 +401,7 @@ def test_serve_prints_the_exports_and_stops_on_sigterm(tmp_path):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
-    assert "received 1 builds" in err
+    assert "received 1 build," in err
 
 
 def test_help_of_every_command(capsys):
