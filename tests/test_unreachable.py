@@ -187,3 +187,28 @@ def test_a_name_that_does_not_resolve(tmp_path, monkeypatch):
     assert report["stop_kind"] == "unreachable"
     assert "cannot resolve api.nowhere.invalid" in report["stopped"]
     assert "https://api.nowhere.invalid:443" in report["stopped"]
+
+
+def test_an_unreachable_proxy_is_named(tmp_path):
+    """Through a proxy that refuses (a closed loopback port: nothing leaves the machine),
+    the reason names the API host and the proxy."""
+    port = closed_port()
+    run_dir = fk.write_journal(tmp_path / "journal" / "run1", tests=1)
+    transport = Transport(
+        "https://api-automation.browserstack.com",
+        "u",
+        "k",
+        timeout=15,
+        https_proxy=f"http://127.0.0.1:{port}",
+        no_proxy="",
+    )
+    delivery = Delivery(run_dir, transport)
+    delivery.load_new()
+    delivery.run_until(time.monotonic() + 60)
+    delivery.shutdown()
+    report = delivery.report()
+    assert report["stop_kind"] == "unreachable", report
+    assert report["stopped"] == (
+        "cannot reach the API: connection refused by "
+        f"https://api-automation.browserstack.com:443 via proxy 127.0.0.1:{port}"
+    )
