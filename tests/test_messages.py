@@ -4,8 +4,7 @@ on real output and on the package's source.
 The rule (README "Messages"): every message behave-bstack prints on stderr starts with
 `behave-bstack: ` exactly once (a multi-line summary continues with lines indented by two
 spaces); a call the server answered with a 4xx is *refused* (never "failed" or "not
-accepted"), and "refused" is never said of anything behave-bstack itself declines; counts
-agree in number ("1 build", "2 builds").
+accepted"); counts agree in number ("1 build", "2 builds").
 """
 
 from __future__ import annotations
