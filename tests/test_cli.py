@@ -178,7 +178,7 @@ def test_upload_delivers_an_offline_journal_exactly_once(project):
 
     after = project.run("status")
     assert after.returncode == 0
-    assert f"{calls}/{calls} calls acknowledged, 0 failed, 0 pending" in after.stdout
+    assert f"{calls}/{calls} calls acknowledged, 0 refused, 0 pending" in after.stdout
     assert f"builds/{build_id}" in after.stdout
 
     as_json = json.loads(project.run("status", "--json").stdout)
@@ -195,7 +195,7 @@ def test_upload_with_wrong_credentials_exits_3_and_keeps_the_journal(project):
     assert (project.run_dir / journal.EVENTS).read_bytes() == events_before
     assert not any(a.get("ok") for a in journal.load_acks(project.run_dir).values())
     status = project.run("status")
-    assert "0 failed" in status.stdout and "last upload stopped" in status.stdout
+    assert "0 refused" in status.stdout and "last delivery stopped" in status.stdout
 
     # The journal is intact: the right key delivers it all.
     assert project.credentials().run("upload").returncode == 0
@@ -401,7 +401,7 @@ def test_serve_prints_the_exports_and_stops_on_sigterm(tmp_path):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
-    assert "received 1 builds" in err
+    assert "received 1 build," in err
 
 
 def test_help_of_every_command(capsys):
