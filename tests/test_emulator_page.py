@@ -1,0 +1,153 @@
+"""The local server as a tool to look at: a line per call.
+
+Real HTTP on loopback against a started TraServer; the pages are read as the HTML a
+browser gets (tests/test_emulator_browser.py loads them in Chromium).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import threading
+
+import pytest
+
+from behave_bstack.emulator import TraServer
+from behave_bstack.emulator.call_line import call_line
+
+AUTH = "Basic " + base64.b64encode(b"bs_user:bs_key").decode()
+T0 = "2025-11-11T10:30:05.123Z"
+
+
+class Http:
+    """One kept-alive connection; `close=True` asks the server to close it after a call."""
+
+    def __init__(self, srv: TraServer) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+
+    def call(self, method, path, body=None, auth=AUTH, close=False):
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = auth
+        if close:
+            headers["Connection"] = "close"
+        data = json.dumps(body).encode() if body is not None else None
+        self.conn.request(method, path, data, headers)
+        resp = self.conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+
+    def get(self, path):
+        self.conn.request("GET", path)
+        resp = self.conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read().decode()
+
+    def close(self):
+        self.conn.close()
+
+
+@pytest.fixture
+def srv():
+    with TraServer() as server:
+        yield server
+
+
+@pytest.fixture
+def http_(srv):
+    client = Http(srv)
+    yield client
+    client.close()
+
+
+def a_build(client: Http, name="nightly") -> str:
+    body = {"name": name, "project_name": "shop", "started_at": T0}
+    status, _, data = client.call("POST", "/ext/v1/builds/start", body)
+    assert status == 200, data
+    return json.loads(data)["build_hashed_id"]
+
+
+def a_test(client: Http, build: str, name: str, scopes=("Checkout",)) -> str:
+    body = {"name": name, "file_name": "f.feature", "scopes": list(scopes), "started_at": T0}
+    status, _, data = client.call("POST", f"/ext/v1/builds/{build}/tests/start", body)
+    assert status == 200, data
+    return json.loads(data)["uuid"]
+
+
+def finish(client: Http, build: str, test: str, result="passed", **extra):
+    body = {"result": result, "finished_at": T0, "file_name": "f.feature", "scopes": ["Checkout"]}
+    body.update(extra)
+    return client.call("PUT", f"/ext/v1/builds/{build}/tests/{test}/finish", body)
+
+
+# --------------------------------------------------------------------------- a line per call
+
+
+class Lines:
+    def __init__(self, srv: TraServer) -> None:
+        self.lines: list[str] = []
+        self.threads: set[str] = set()
+        self.lock = threading.Lock()
+        self.srv = srv
+
+    def __call__(self, call) -> None:
+        with self.lock:
+            self.lines.append(call_line(call, self.srv.state))
+            self.threads.add(threading.current_thread().name)
+
+
+def test_no_line_hook_by_default(srv):
+    assert srv.on_call is None  # library use (tests, the benchmark) pays nothing
+
+
+def test_a_line_per_call_from_the_reactor_and_from_handler_threads(srv, http_):
+    lines = Lines(srv)
+    srv.on_call = lines
+    build = a_build(http_)
+    test = a_test(http_, build, "Paying with a gift voucher")
+    finish(http_, build, test, "failed")
+    # refused calls say why: the validator's message and a cross-call rule's
+    http_.call("POST", f"/ext/v1/builds/{build}/tests/start", {"name": "x"})
+    http_.call("PUT", f"/ext/v1/builds/{build}/tests/nope/finish", {})
+    finish(http_, build, "0" * 36)
+    http_.call("POST", "/ext/v1/builds/start", {}, auth=None)
+    # a call the reactor does not serve (Connection: close): the handler thread's line
+    other = Http(srv)
+    other.call("POST", f"/ext/v1/builds/{build}/logs", {"logs": []}, close=True)
+    other.close()
+    srv.faults.fail(503, count=1, op="build_finish")
+    http_.call("PUT", f"/ext/v1/builds/{build}/finish", {"finished_at": T0})
+    srv.faults.drop(count=1, mode="close", op="build_finish")
+    with pytest.raises((http.client.HTTPException, ConnectionError)):
+        http_.call("PUT", f"/ext/v1/builds/{build}/finish", {"finished_at": T0})
+    assert len(lines.lines) == len(srv.calls) == 10
+    short = build[:8]
+    first, started, finished, invalid, unknown, missing, unauth, logs, fault, dropped = lines.lines
+    assert f' 200 build_start  build {short} "nightly"' in first
+    assert f' 200 test_start   build {short} "Paying with a gift voucher"' in started
+    assert finished.endswith('failed "Paying with a gift voucher"')
+    assert " 422 test_start " in invalid and "file_name: required" in invalid
+    assert " 422 test_finish " in unknown  # the body is checked before the id
+    assert " 404 test_finish " in missing and "not found in build" in missing
+    assert " 401 build_start " in unauth and "credentials" in unauth
+    assert " 422 logs " in logs
+    assert " 503 build_finish " in fault and "(fault: fail)" in fault
+    assert " --- build_finish " in dropped and "(no answer: fault drop)" in dropped
+    assert "tra-emulator-reactor" in lines.threads and len(lines.threads) >= 2
+
+
+def test_a_call_line_keeps_to_one_line_without_control_characters(srv, http_):
+    lines = Lines(srv)
+    srv.on_call = lines
+    build = a_build(http_, name="evil\x1b[2J\nname\u2028" + "x" * 200)
+    (line,) = lines.lines
+    assert "\x1b" not in line and "\n" not in line and "\u2028" not in line
+    assert "\\x1b[2J" in line and len(line) < 260 and build[:8] in line
+
+
+def test_a_failing_line_hook_does_not_break_the_server(srv, http_, capfd):
+    def broken(call):
+        raise RuntimeError("printer broke")
+
+    srv.on_call = broken
+    assert a_build(http_)
+    assert "printer broke" in capfd.readouterr().err
