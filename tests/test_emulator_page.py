@@ -1,4 +1,4 @@
-"""The local server as a tool to look at: a line per call.
+"""The local server as a tool to look at: a line per call, and its pages.
 
 Real HTTP on loopback against a started TraServer; the pages are read as the HTML a
 browser gets (tests/test_emulator_browser.py loads them in Chromium).
@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import threading
+from html.parser import HTMLParser
 
 import pytest
 
@@ -151,3 +152,104 @@ def test_a_failing_line_hook_does_not_break_the_server(srv, http_, capfd):
     srv.on_call = broken
     assert a_build(http_)
     assert "printer broke" in capfd.readouterr().err
+
+
+# --------------------------------------------------------------------------- the pages
+
+
+class Dom(HTMLParser):
+    """Elements with their text, enough to find things the way a reader would."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text_parts: list[str] = []
+        self.links: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "a":
+            self.links.append(dict(attrs).get("href") or "")
+
+    def handle_data(self, data):
+        self.text_parts.append(data)
+
+    @property
+    def text(self) -> str:
+        return " ".join(" ".join(self.text_parts).split())
+
+
+def test_pages_need_no_credentials_and_forbid_scripts(srv, http_):
+    build = a_build(http_)
+    test = a_test(http_, build, "A deliberately wrong total")
+    failure = [{"backtrace": ["AssertionError: expected total 9.99, got 2.25"]}]
+    steps = [{"id": "1", "keyword": "Then", "text": "the total is 9.99", "result": "failed"}]
+    status, _, _ = finish(http_, build, test, "failed", failure=failure, meta={"steps": steps})
+    assert status == 200
+    page = Http(srv)
+    status, headers, index = page.get("/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert "script-src" not in headers["Content-Security-Policy"]  # default-src 'none'
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    dom = Dom(index)
+    assert "nightly" in dom.text and f"/builds/{build}" in dom.links
+    status, _, body = page.get(f"/builds/{build}")
+    dom = Dom(body)
+    assert status == 200
+    assert "Checkout" in dom.text and "A deliberately wrong total" in dom.text
+    assert "expected total 9.99, got 2.25" in dom.text and "Then the total is 9.99" in dom.text
+    page.close()
+    assert len(srv.calls) == 3  # the page views are not API calls
+
+
+def test_unknown_pages_are_404_html_and_api_routes_are_unchanged(srv, http_):
+    page = Http(srv)
+    status, headers, body = page.get("/builds/nope")
+    assert status == 404 and "No build nope" in Dom(body).text
+    status, _, body = page.get("/favicon.ico")
+    assert status == 404 and headers["Content-Type"].startswith("text/html")
+    page.close()
+    # GET on an API path is still the API's: credentials first, then 405
+    assert http_.call("GET", "/ext/v1/builds/start", auth=None)[0] == 401
+    assert http_.call("GET", "/ext/v1/builds/start")[0] == 405
+    assert not srv.state.builds and len(srv.calls) == 2
+
+
+def test_everything_a_client_sent_is_escaped(srv, http_):
+    evil = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
+    build = a_build(http_, name=evil)
+    test = a_test(http_, build, evil, scopes=(evil, "</section><h1>rule"))
+    log = {
+        "kind": "TEST_LOG",
+        "test_run_uuid": test,
+        "timestamp": T0,
+        "level": "<b>INFO</b>",
+        "message": "</li><script>x()</script>",
+    }
+    assert http_.call("POST", f"/ext/v1/builds/{build}/logs", {"logs": [log]})[0] == 200
+    failure = [{"backtrace": ["</pre><script>y()</script>"]}]
+    steps = [{"id": "1", "keyword": "<i>Given", "text": '"><script>', "result": "failed"}]
+    finish(http_, build, test, "failed", failure=failure, meta={"steps": steps})
+    http_.call("POST", f"/ext/v1/builds/{build}/tests/start", {"name": evil})  # refused: 422
+    page = Http(srv)
+    for path in ("/", f"/builds/{build}"):
+        status, _, body = page.get(path)
+        dom = Dom(body)
+        assert status == 200
+        assert "script" not in dom.tags and "img" not in dom.tags and "i" not in dom.tags
+        assert dom.tags.count("h1") == 1
+        assert evil in dom.text
+    assert "</li><script>x()</script>" in dom.text and "</pre><script>y()</script>" in dom.text
+    page.close()
+
+
+def test_the_index_lists_refused_calls_with_the_reason(srv, http_):
+    build = a_build(http_)
+    http_.call("POST", f"/ext/v1/builds/{build}/tests/start", {"name": "half a body"})
+    page = Http(srv)
+    dom = Dom(page.get("/")[2])
+    page.close()
+    assert "2 API calls received, 1 of them refused" in dom.text
+    assert f"POST /ext/v1/builds/{build}/tests/start 422" in dom.text
+    assert "file_name: required" in dom.text

@@ -62,6 +62,10 @@ values are keyword arguments (an object), several of them (an array of objects),
 single first argument (e.g. ``{"latency": 50, "fail": {"status": 503, "count": 2}}``);
 ``POST /_emulator/reset`` (state and calls; faults too unless ``{"faults": false}``);
 ``GET /_emulator/health``.
+
+Pages (no auth; a GET of any path outside ``/ext/`` and ``/_emulator/``, see page.py):
+``GET /`` the builds received and the calls refused; ``GET /builds/<build_hashed_id>`` one
+build's tests grouped by scope, with steps, failures, hook runs and logs.
 """
 
 from __future__ import annotations
@@ -859,6 +863,8 @@ class _Handler(BaseHTTPRequestHandler):
             path, _, query = target.partition("?")
             if path.startswith("/_emulator/"):
                 self._control(method, path, query, headers)
+            elif method == "GET" and not path.startswith("/ext/"):
+                self._page(path, headers)  # the pages for a browser: no API route is a GET
             else:
                 self._api(method, path, headers)
         except (TimeoutError, ConnectionError):
@@ -975,6 +981,14 @@ class _Handler(BaseHTTPRequestHandler):
                 )
         call.status = status
         self._send(status, out, ctype, extra)
+
+    def _page(self, path: str, headers: dict[bytes, bytes]) -> None:
+        from . import page  # the pages import this module
+
+        if self._read_body(headers) is None:
+            return
+        status, body = page.render(self.emu.state, path, self.emu.url)
+        self._send(status, body, page.CONTENT_TYPE, page.HEADERS)
 
     def _control(self, method: str, path: str, query: str, headers: dict[bytes, bytes]) -> None:
         raw = self._read_body(headers)
