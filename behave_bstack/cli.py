@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import __version__, host, journal, journal_view
 from .config import Settings, load_settings
-from .routes import BUILD_URL, ROUTES, path_for
+from .routes import ROUTES, build_url, path_for
 from .transport import Response, Transport, TransportError
 
 PROG = "behave-bstack"
@@ -423,7 +423,7 @@ def cmd_build_start(ctx: Context) -> int:
         build_id = send(client, "build_start", body)["build_hashed_id"]
     finally:
         client.close()
-    url = BUILD_URL.format(build=build_id)
+    url = build_url(build_id, settings.api_url)
     if args.json:
         ctx.out(json.dumps({"build_hashed_id": build_id, "build_url": url}))
     else:
@@ -445,7 +445,7 @@ def cmd_build_finish(ctx: Context) -> int:
         send(client, "build_finish", {"finished_at": now_ms()}, build=build_id)
     finally:
         client.close()
-    url = BUILD_URL.format(build=build_id)
+    url = build_url(build_id, ctx.settings.api_url)
     if ctx.args.json:
         ctx.out(json.dumps({"build_hashed_id": build_id, "build_url": url, "finished": True}))
     else:
@@ -669,7 +669,7 @@ def live_check(settings: Settings) -> str:
         send(client, "build_finish", {"finished_at": now_ms()}, build=build_id)
     finally:
         client.close()
-    return BUILD_URL.format(build=build_id)
+    return build_url(build_id, settings.api_url)
 
 
 def cmd_doctor(ctx: Context) -> int:

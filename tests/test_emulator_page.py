@@ -1,4 +1,4 @@
-"""The local server as a tool to look at: a line per call, and its pages.
+"""The local server as a tool to look at: a line per call, its pages, and where links point.
 
 Real HTTP on loopback against a started TraServer; the pages are read as the HTML a
 browser gets (tests/test_emulator_browser.py loads them in Chromium).
@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import base64
 import http.client
+import io
 import json
 import threading
 from html.parser import HTMLParser
 
 import pytest
+from helpers import DEMO_ARGS, FORMATTER
 
+from behave_bstack import cli, journal
 from behave_bstack.emulator import TraServer
 from behave_bstack.emulator.call_line import call_line
+from behave_bstack.routes import build_url
 
 AUTH = "Basic " + base64.b64encode(b"bs_user:bs_key").decode()
 T0 = "2025-11-11T10:30:05.123Z"
@@ -253,3 +257,52 @@ def test_the_index_lists_refused_calls_with_the_reason(srv, http_):
     assert "2 API calls received, 1 of them refused" in dom.text
     assert f"POST /ext/v1/builds/{build}/tests/start 422" in dom.text
     assert "file_name: required" in dom.text
+
+
+# --------------------------------------------------------------------------- the build link
+
+
+@pytest.mark.parametrize(
+    ("api_url", "expected"),
+    [
+        (None, "https://automation.browserstack.com/builds/b1"),
+        (
+            "https://api-automation.browserstack.com",
+            "https://automation.browserstack.com/builds/b1",
+        ),
+        ("https://127.0.0.1.example.com", "https://automation.browserstack.com/builds/b1"),
+        ("http://127.0.0.1:40787", "http://127.0.0.1:40787/builds/b1"),
+        ("http://127.0.0.1:40787/", "http://127.0.0.1:40787/builds/b1"),
+        ("http://localhost:5000", "http://localhost:5000/builds/b1"),
+        ("http://[::1]:5000", "http://[::1]:5000/builds/b1"),
+        ("http://bs_user:bs_key@127.0.0.1:9", "http://127.0.0.1:9/builds/b1"),
+    ],
+)
+def test_the_build_link_points_at_the_local_server_when_the_api_url_is_loopback(api_url, expected):
+    assert build_url("b1", api_url) == expected
+
+
+def test_a_run_against_the_local_server_links_to_its_page(
+    tra_server, shop, reporting_env, run_behave, tmp_path
+):
+    """The summary and `status` name the local server's page of the build, which exists."""
+    run = run_behave(["-f", FORMATTER, *DEMO_ARGS], shop, reporting_env)
+    (build,) = tra_server.state.builds
+    link = f"{tra_server.url}/builds/{build}"
+    assert f"  build: {link}\n" in run.stderr
+    assert "automation.browserstack.com" not in run.stderr
+
+    def status() -> str:
+        out = io.StringIO()
+        cli.main(["status"], stdout=out, stderr=io.StringIO(), environ=reporting_env, cwd=shop)
+        return out.getvalue()
+
+    assert f"; build {link}" in status()
+    (run_dir,) = journal.run_directories(tmp_path / "journal")
+    (run_dir / "report.json").unlink()  # no delivery report: the run's API URL decides
+    assert f"; build {link}" in status()
+
+    page = Http(tra_server)
+    status_code, _, body = page.get(link.removeprefix(tra_server.url))
+    page.close()
+    assert status_code == 200 and "A deliberately wrong total" in Dom(body).text
