@@ -757,6 +757,17 @@ def cmd_serve(ctx: Context) -> int:
     previous = {
         sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
+    if not args.quiet:
+        from .emulator.call_line import call_line
+
+        printing = threading.Lock()  # calls are served by several threads
+
+        def print_call(call) -> None:
+            line = call_line(call, server.state)
+            with printing:
+                ctx.out(line)
+
+        server.on_call = print_call
     try:
         ctx.out(f"TRA emulator listening on {server.url} (Ctrl-C stops it); to report to it:")
         ctx.out(f"export BROWSERSTACK_API_URL={server.url}")
@@ -767,6 +778,9 @@ def cmd_serve(ctx: Context) -> int:
             # The emulator's own key, chosen on this command line: not a BrowserStack secret.
             ctx.console.stdout.write(f"export BROWSERSTACK_ACCESS_KEY={shlex.quote(args.key)}\n")
             ctx.console.stdout.flush()
+        ctx.out(f"# what it receives: {server.url}/ in a browser, or {server.url}/_emulator/state")
+        if not args.quiet:
+            ctx.out("# one line per call follows (--quiet: none)")
         while not done.wait(0.5):
             pass
     finally:
@@ -968,12 +982,15 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         "run the local TRA emulator in the foreground",
         description="Run a local emulator of the TRA API (it validates every call like the "
-        "real contract) to try a setup offline. Prints the exports that point behave at it.",
+        "real contract) to try a setup offline. Prints the exports that point behave at it, "
+        "then one line per API call it receives. Open its address in a browser to see the "
+        "builds and tests it received; GET /_emulator/state?calls=1 gives them as JSON.",
     )
     serve.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     serve.add_argument("--host", default="127.0.0.1", help="loopback address (127.0.0.1)")
     serve.add_argument("--user", default="bs_user", help="username it accepts (bs_user)")
     serve.add_argument("--key", default="bs_key", help="access key it accepts (bs_key)")
+    serve.add_argument("--quiet", action="store_true", help="no line per received call")
     serve.set_defaults(func=cmd_serve)
     return parser
 
