@@ -124,8 +124,8 @@ def _snapshot(state: EmulatorState, build_id: str) -> _BuildView | None:
         if owner is not None and hook.uuid not in claimed:
             owner.hooks.append(hook)
             claimed.add(hook.uuid)
-    for test in tests:
-        test.hooks.sort(key=_started)
+    for test in tests:  # stable: hooks that started in the same millisecond keep the
+        test.hooks.sort(key=lambda h: str(h.start.get("started_at") or ""))  # test's order
     loose = [h for h in hooks if h.uuid not in claimed]
     return _BuildView(build, starts, finishes, tests, loose)
 
