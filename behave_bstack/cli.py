@@ -746,8 +746,13 @@ def cmd_serve(ctx: Context) -> int:
     from .emulator import TraServer
 
     args = ctx.args
+    printing = threading.Lock()  # held while the exports print: call lines come after them
+    printing.acquire()
+    holding = True
     try:
         server = TraServer(username=args.user, access_key=args.key, host=args.host, port=args.port)
+        if not args.quiet:
+            server.on_call = _call_printer(ctx, server, printing)
         server.start()
     except ValueError as exc:  # not a loopback address
         raise CliError(str(exc), EXIT_USAGE) from None
@@ -757,17 +762,6 @@ def cmd_serve(ctx: Context) -> int:
     previous = {
         sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    if not args.quiet:
-        from .emulator.call_line import call_line
-
-        printing = threading.Lock()  # calls are served by several threads
-
-        def print_call(call) -> None:
-            line = call_line(call, server.state)
-            with printing:
-                ctx.out(line)
-
-        server.on_call = print_call
     try:
         ctx.out(f"TRA emulator listening on {server.url} (Ctrl-C stops it); to report to it:")
         ctx.out(f"export BROWSERSTACK_API_URL={server.url}")
@@ -781,9 +775,13 @@ def cmd_serve(ctx: Context) -> int:
         ctx.out(f"# what it receives: {server.url}/ in a browser, or {server.url}/_emulator/state")
         if not args.quiet:
             ctx.out("# one line per call follows (--quiet: none)")
+        printing.release()
+        holding = False
         while not done.wait(0.5):
             pass
     finally:
+        if holding:  # the exports could not be printed: let the call printers go
+            printing.release()
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -793,6 +791,18 @@ def cmd_serve(ctx: Context) -> int:
         f"{len(state.tests)} test runs, {len(state.hooks)} hook runs, {len(state.logs)} log entries"
     )
     return EXIT_OK
+
+
+def _call_printer(ctx: Context, server, printing: threading.Lock):
+    """A line per API call, whole lines only: the emulator serves calls from many threads."""
+    from .emulator.call_line import call_line
+
+    def print_call(call) -> None:
+        line = call_line(call, server.state)
+        with printing:
+            ctx.out(line)
+
+    return print_call
 
 
 # --------------------------------------------------------------------------- parser
