@@ -19,7 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from helpers import DEMO_ARGS, FORMATTER
+from helpers import BEHAVE_13, DEMO_ARGS, FORMATTER
 
 CHROMIUM = os.environ.get("BSTACK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -153,9 +153,10 @@ def test_the_build_page_in_chromium(tra_server, shop, reporting_env, run_behave,
     # tests grouped by feature, then rule
     checkout = page.one("section", "scope", "Checkout")
     assert len(checkout.all("details", "test")) == 5
-    loyalty = page.one("section", "scope", "Loyalty points")
-    rule = loyalty.one("section", "scope", "Members earn one point per whole unit")
-    rule.one("details", "test", "Points are earned at checkout")
+    if BEHAVE_13:  # Rules need behave 1.3 (DEMO_ARGS leave them out on 1.2.6)
+        loyalty = page.one("section", "scope", "Loyalty points")
+        rule = loyalty.one("section", "scope", "Members earn one point per whole unit")
+        rule.one("details", "test", "Points are earned at checkout")
     assert len(page.one("section", "scope", "Shopping cart").all("details", "test")) == 5
 
     # a failed test: open, its failure, its steps, its hooks and their log lines
