@@ -1,9 +1,9 @@
 """One line per API call, as ``behave-bstack serve`` prints them.
 
-    17:29:57.895 200 test_start   build edb0534a  "A deliberately wrong total"
-    17:29:57.898 200 test_finish  build edb0534a  failed "A deliberately wrong total"
-    17:29:58.120 422 test_start   build edb0534a  "x" - scopes: must have 1 to 20 items
-    17:29:58.300 --- logs         build edb0534a  3 entries (no answer: fault drop)
+    17:29:57.895 200 test_start   build edb0534a "A deliberately wrong total"
+    17:29:57.898 200 test_finish  build edb0534a failed "A deliberately wrong total"
+    17:29:58.120 422 test_start   build edb0534a "x" - file_name: required; scopes: required
+    17:29:58.300 --- logs         build edb0534a 3 entries (no answer: fault drop)
 
 Time (local), the status sent (``---``: none), the operation (or method and path when
 the path is no API route), the build, what the call was about, and why it was refused.
