@@ -306,3 +306,30 @@ def test_a_run_against_the_local_server_links_to_its_page(
     status_code, _, body = page.get(link.removeprefix(tra_server.url))
     page.close()
     assert status_code == 200 and "A deliberately wrong total" in Dom(body).text
+
+
+def test_upload_and_the_build_commands_link_to_the_local_page(
+    tra_server, shop, reporting_env, run_behave, tmp_path
+):
+    offline = {k: v for k, v in reporting_env.items() if k != "BROWSERSTACK_ACCESS_KEY"}
+    run_behave(["-f", FORMATTER, *DEMO_ARGS], shop, offline)
+    assert not tra_server.calls
+
+    def command(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(list(args), stdout=out, stderr=err, environ=reporting_env, cwd=shop)
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, _ = command("upload")
+    (build,) = tra_server.state.builds
+    link = f"{tra_server.url}/builds/{build}"
+    assert code == 0 and f"; build {link}\n" in out
+    assert f"; build {link}" in command("status")[1]
+    code, out, err = command("build", "start", "--json")
+    started = json.loads(out)
+    assert started["build_url"] == f"{tra_server.url}/builds/{started['build_hashed_id']}"
+    code, out, _ = command("build", "finish", started["build_hashed_id"])
+    assert out == f"finished build {started['build_hashed_id']}: {started['build_url']}\n"
+    code, out, _ = command("doctor", "--live")
+    assert code == 0 and f"{tra_server.url}/builds/" in out
+    assert "automation.browserstack.com" not in out
