@@ -220,6 +220,38 @@ def test_unknown_pages_are_404_html_and_api_routes_are_unchanged(srv, http_):
     assert not srv.state.builds and len(srv.calls) == 2
 
 
+@pytest.mark.parametrize("path", ["/", "/builds/x", "/_emulator/state?calls=1"])
+def test_pages_and_control_answer_only_a_loopback_host(srv, http_, path):
+    """A site DNS-rebound to 127.0.0.1 makes the browser send its own name as Host."""
+    a_build(http_)
+    for host, expected in [
+        ("evil.example:80", 403),
+        ("127.0.0.1.evil.example", 403),
+        (f"localhost:{srv.port}", None),
+        (f"127.0.0.1:{srv.port}", None),
+        ("[::1]", None),
+    ]:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        conn.putrequest("GET", path, skip_host=True)
+        conn.putheader("Host", host)
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        if expected:
+            assert (resp.status, body) == (expected, b"loopback Host only"), host
+        else:
+            assert resp.status in (200, 404) and b"loopback Host only" not in body, host
+    # the API does not care (credentials guard it), as with TRA behind any name
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    conn.putrequest("POST", "/ext/v1/builds/start", skip_host=True)
+    conn.putheader("Host", "evil.example")
+    conn.putheader("Content-Length", "0")
+    conn.endheaders()
+    assert conn.getresponse().status == 401
+    conn.close()
+
+
 def test_everything_a_client_sent_is_escaped(srv, http_):
     evil = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
     build = a_build(http_, name=evil)

@@ -63,6 +63,8 @@ single first argument (e.g. ``{"latency": 50, "fail": {"status": 503, "count": 2
 ``POST /_emulator/reset`` (state and calls; faults too unless ``{"faults": false}``);
 ``GET /_emulator/health``.
 
+Control endpoints and pages answer only requests whose ``Host`` names a loopback address
+(403 otherwise: a page of another site, DNS-rebound to 127.0.0.1, gets nothing).
 Pages (no auth; a GET of any path outside ``/ext/`` and ``/_emulator/``, see page.py):
 ``GET /`` the builds received and the calls refused; ``GET /builds/<build_hashed_id>`` one
 build's tests grouped by scope, with steps, failures, hook runs and logs.
@@ -861,10 +863,16 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self.command, self.path, self.request_version = method, target, version
             path, _, query = target.partition("?")
-            if path.startswith("/_emulator/"):
-                self._control(method, path, query, headers)
-            elif method == "GET" and not path.startswith("/ext/"):
-                self._page(path, headers)  # the pages for a browser: no API route is a GET
+            if path.startswith("/_emulator/") or (method == "GET" and not path.startswith("/ext/")):
+                if not _addressed_to_loopback(headers.get(b"host")):
+                    # a page some website made a browser ask for (DNS rebinding): no
+                    if self._read_body(headers) is not None:
+                        self.close_connection = True
+                        self._send(403, b"loopback Host only", "text/plain")
+                elif path.startswith("/_emulator/"):
+                    self._control(method, path, query, headers)
+                else:
+                    self._page(path, headers)  # the pages for a browser: no API route is a GET
             else:
                 self._api(method, path, headers)
         except (TimeoutError, ConnectionError):
@@ -987,7 +995,13 @@ class _Handler(BaseHTTPRequestHandler):
 
         if self._read_body(headers) is None:
             return
-        status, body = page.render(self.emu.state, path, self.emu.url)
+        try:
+            status, body = page.render(self.emu.state, path, self.emu.url)
+        except Exception:  # a page the emulator cannot draw must not hide the others
+            traceback.print_exc(file=sys.stderr)
+            status, body = 500, b"the emulator could not draw this page (see its stderr)"
+            self._send(status, body, "text/plain; charset=utf-8")
+            return
         self._send(status, body, page.CONTENT_TYPE, page.HEADERS)
 
     def _control(self, method: str, path: str, query: str, headers: dict[bytes, bytes]) -> None:
@@ -1017,6 +1031,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, _error(400, f"bad control request: {exc}")[1])
             return
         self._send(200, json.dumps(out, default=str).encode())
+
+
+def _addressed_to_loopback(host: bytes | None) -> bool:
+    """The Host header names this machine (or is absent, as HTTP/1.0 allows): a browser
+    sends the name it resolved, so a page of another site rebound to 127.0.0.1 is refused."""
+    if host is None:
+        return True
+    name = host.decode("latin-1").strip()
+    if name.startswith("["):
+        name = name[1 : name.find("]")]
+    else:
+        name = name.rpartition(":")[0] if ":" in name else name
+    return is_loopback(name.lower())
 
 
 def _new_call(method: str, path: str) -> tuple[Any, CallRecord]:
