@@ -285,10 +285,29 @@ def test_the_index_lists_refused_calls_with_the_reason(srv, http_):
     http_.call("POST", f"/ext/v1/builds/{build}/tests/start", {"name": "half a body"})
     page = Http(srv)
     dom = Dom(page.get("/")[2])
-    page.close()
     assert "2 API calls received, 1 of them refused" in dom.text
     assert f"POST /ext/v1/builds/{build}/tests/start 422" in dom.text
     assert "file_name: required" in dom.text
+    dom = Dom(page.get(f"/builds/{build}")[2])  # the build's own page says so too
+    page.close()
+    assert "1 call for this build was refused" in dom.text
+    assert "file_name: required" in dom.text
+
+
+def test_a_page_that_cannot_be_drawn_is_a_500_and_the_server_goes_on(srv, http_, monkeypatch):
+    from behave_bstack.emulator import page as pages
+
+    def broken(*args):
+        raise RuntimeError("cannot draw")
+
+    monkeypatch.setattr(pages, "render", broken)
+    client = Http(srv)
+    status, _, body = client.get("/")
+    assert status == 500 and "could not draw" in body
+    monkeypatch.undo()
+    assert client.get("/")[0] == 200  # the same connection still serves
+    client.close()
+    assert a_build(http_)
 
 
 # --------------------------------------------------------------------------- the build link

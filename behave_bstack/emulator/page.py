@@ -96,6 +96,7 @@ class _BuildView:
     finishes: list[dict]
     tests: list[_Run]
     loose_hooks: list[_Run]  # hook runs that belong to no test
+    refused: list[CallRecord]  # calls for this build it refused or left unanswered
 
 
 def _snapshot(state: EmulatorState, build_id: str) -> _BuildView | None:
@@ -107,6 +108,11 @@ def _snapshot(state: EmulatorState, build_id: str) -> _BuildView | None:
         tests = sorted((_run(t) for t in build.tests), key=_started)
         hooks = sorted((_run(h) for h in build.hooks), key=_started)
         logs: list[LogRecord] = list(build.logs)
+        refused = [
+            c
+            for c in state._calls
+            if c.build_id == build_id and (c.status is None or c.status >= 400)
+        ]
     by_uuid = {r.uuid: r for r in (*tests, *hooks)}
     for log in logs:
         owner = by_uuid.get(log.entry.get("test_run_uuid") or log.entry.get("hook_run_uuid"))
@@ -127,7 +133,7 @@ def _snapshot(state: EmulatorState, build_id: str) -> _BuildView | None:
     for test in tests:  # stable: hooks that started in the same millisecond keep the
         test.hooks.sort(key=lambda h: str(h.start.get("started_at") or ""))  # test's order
     loose = [h for h in hooks if h.uuid not in claimed]
-    return _BuildView(build, starts, finishes, tests, loose)
+    return _BuildView(build, starts, finishes, tests, loose, refused)
 
 
 def _started(run: _Run) -> tuple[str, int]:
@@ -229,22 +235,28 @@ def _index(state: EmulatorState, base_url: str) -> bytes:
     )
     if refused:
         shown = refused[-_RECENT_REFUSALS:]
-        parts.append(
-            f"<h3>The last {len(shown)} refused</h3><table class=refused><tr><th>#</th>"
-            "<th>time</th><th>call</th><th>answer</th><th>why</th></tr>"
-        )
-        for call in reversed(shown):
-            answer = "no answer" if call.status is None else call.status
-            why = call.error or ""
-            if call.fault:
-                why = f"{why} (fault: {call.fault})".strip()
-            parts.append(
-                f'<tr class="failed"><td>{call.seq}</td><td>{_clock(call.time)}</td>'
-                f"<td>{esc(call.method)} {esc(call.path)}</td><td>{esc(answer)}</td>"
-                f"<td>{esc(why)}</td></tr>"
-            )
-        parts.append("</table>")
+        parts.append(f"<h3>The last {len(shown)} refused</h3>" + _calls_table(shown))
     return _page("Builds", "".join(parts))
+
+
+def _calls_table(calls: list[CallRecord]) -> str:
+    """Refused calls, the latest first, with the answer and why."""
+    parts = [
+        "<table class=refused><tr><th>#</th><th>time</th><th>call</th><th>answer</th>"
+        "<th>why</th></tr>"
+    ]
+    for call in reversed(calls):
+        answer = "no answer" if call.status is None else call.status
+        why = call.error or ""
+        if call.fault:
+            why = f"{why} (fault: {call.fault})".strip()
+        parts.append(
+            f'<tr class="failed"><td>{call.seq}</td><td>{_clock(call.time)}</td>'
+            f"<td>{esc(call.method)} {esc(call.path)}</td><td>{esc(answer)}</td>"
+            f"<td>{esc(why)}</td></tr>"
+        )
+    parts.append("</table>")
+    return "".join(parts)
 
 
 def _clock(epoch: float) -> str:
@@ -301,6 +313,14 @@ def _build_page(view: _BuildView) -> bytes:
             "the like: hook runs that no test names.</p>"
         )
         parts.append(_hook_table(view.loose_hooks, with_scope=True))
+    if view.refused:
+        n = len(view.refused)
+        calls = "1 call for this build was" if n == 1 else f"{n} calls for this build were"
+        parts.append(
+            f"<h2>Calls refused</h2><p class=muted>{calls} refused or left unanswered; what "
+            "they carried is not shown above.</p>"
+        )
+        parts.append(_calls_table(view.refused[-_RECENT_REFUSALS:]))
     return _page(str(start.get("name")), "".join(parts))
 
 
