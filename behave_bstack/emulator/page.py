@@ -190,9 +190,7 @@ def _counts(results: Iterable[str]) -> dict[str, int]:
 def _counts_html(counts: dict[str, int]) -> str:
     order = ["passed", "failed", "timeout", "skipped", "pending"]
     keys = [k for k in order if k in counts] + sorted(k for k in counts if k not in order)
-    return " ".join(
-        f'<span><span class="badge {esc(k)}">{esc(k)}</span> {counts[k]}</span>' for k in keys
-    )
+    return " ".join(f'<span class="badge {esc(k)}">{counts[k]} {esc(k)}</span>' for k in keys)
 
 
 def _index(state: EmulatorState, base_url: str) -> bytes:
@@ -223,7 +221,7 @@ def _index(state: EmulatorState, base_url: str) -> bytes:
                 f'<div class="muted">{esc(build.id)}</div></td>'
                 f"<td>{esc(start.get('project_name'))}</td><td>{esc(start.get('started_at'))}</td>"
                 f"<td>{'yes' if finish_count else 'not yet'}</td>"
-                f'<td class="counts">{len(results)} {_counts_html(_counts(results))}</td>'
+                f'<td class="counts">{len(results)}: {_counts_html(_counts(results))}</td>'
                 f"<td>{hook_counts[build.id]}</td><td>{log_counts[build.id]}</td></tr>"
             )
         parts.append("</table>")
@@ -235,7 +233,7 @@ def _index(state: EmulatorState, base_url: str) -> bytes:
     )
     if refused:
         shown = refused[-_RECENT_REFUSALS:]
-        parts.append(f"<h3>The last {len(shown)} refused</h3>" + _calls_table(shown))
+        parts.append("<h3>Refused, the latest first</h3>" + _calls_table(shown))
     return _page("Builds", "".join(parts))
 
 
