@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import __version__, host, journal, journal_view
 from .config import Settings, load_settings
-from .routes import BUILD_URL, ROUTES, path_for
+from .routes import ROUTES, build_url, path_for
 from .transport import Response, Transport, TransportError
 
 PROG = "behave-bstack"
@@ -476,7 +476,7 @@ def cmd_build_start(ctx: Context) -> int:
         build_id = send(client, "build_start", body)["build_hashed_id"]
     finally:
         client.close()
-    url = BUILD_URL.format(build=build_id)
+    url = build_url(build_id, settings.api_url)
     if args.json:
         ctx.out(json.dumps({"build_hashed_id": build_id, "build_url": url}))
     else:
@@ -498,7 +498,7 @@ def cmd_build_finish(ctx: Context) -> int:
         send(client, "build_finish", {"finished_at": now_ms()}, build=build_id)
     finally:
         client.close()
-    url = BUILD_URL.format(build=build_id)
+    url = build_url(build_id, ctx.settings.api_url)
     if ctx.args.json:
         ctx.out(json.dumps({"build_hashed_id": build_id, "build_url": url, "finished": True}))
     else:
@@ -722,7 +722,7 @@ def live_check(settings: Settings) -> str:
         send(client, "build_finish", {"finished_at": now_ms()}, build=build_id)
     finally:
         client.close()
-    return BUILD_URL.format(build=build_id)
+    return build_url(build_id, settings.api_url)
 
 
 def cmd_doctor(ctx: Context) -> int:
@@ -799,8 +799,13 @@ def cmd_serve(ctx: Context) -> int:
     from .emulator import TraServer
 
     args = ctx.args
+    printing = threading.Lock()  # held while the exports print: call lines come after them
+    printing.acquire()
+    holding = True
     try:
         server = TraServer(username=args.user, access_key=args.key, host=args.host, port=args.port)
+        if not args.quiet:
+            server.on_call = _call_printer(ctx, server, printing)
         server.start()
     except ValueError as exc:  # not a loopback address
         raise CliError(str(exc), EXIT_USAGE) from None
@@ -820,9 +825,16 @@ def cmd_serve(ctx: Context) -> int:
             # The emulator's own key, chosen on this command line: not a BrowserStack secret.
             ctx.console.stdout.write(f"export BROWSERSTACK_ACCESS_KEY={shlex.quote(args.key)}\n")
             ctx.console.stdout.flush()
+        ctx.out(f"# what it receives: {server.url}/ in a browser, or {server.url}/_emulator/state")
+        if not args.quiet:
+            ctx.out("# one line per call follows (--quiet: none)")
+        printing.release()
+        holding = False
         while not done.wait(0.5):
             pass
     finally:
+        if holding:  # the exports could not be printed: let the call printers go
+            printing.release()
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -834,6 +846,18 @@ def cmd_serve(ctx: Context) -> int:
         f"{plural(len(state.logs), 'log entry', 'log entries')}"
     )
     return EXIT_OK
+
+
+def _call_printer(ctx: Context, server, printing: threading.Lock):
+    """A line per API call, whole lines only: the emulator serves calls from many threads."""
+    from .emulator.call_line import call_line
+
+    def print_call(call) -> None:
+        line = call_line(call, server.state)
+        with printing:
+            ctx.out(line)
+
+    return print_call
 
 
 # --------------------------------------------------------------------------- parser
@@ -1042,12 +1066,15 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         "run the local TRA emulator in the foreground",
         description="Run a local emulator of the TRA API (it validates every call like the "
-        "real contract) to try a setup offline. Prints the exports that point behave at it.",
+        "real contract) to try a setup offline. Prints the exports that point behave at it, "
+        "then one line per API call it receives. Open its address in a browser to see the "
+        "builds and tests it received; GET /_emulator/state?calls=1 gives them as JSON.",
     )
     serve.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     serve.add_argument("--host", default="127.0.0.1", help="loopback address (127.0.0.1)")
     serve.add_argument("--user", default="bs_user", help="username it accepts (bs_user)")
     serve.add_argument("--key", default="bs_key", help="access key it accepts (bs_key)")
+    serve.add_argument("--quiet", action="store_true", help="no line per received call")
     serve.set_defaults(func=cmd_serve)
     return parser
 

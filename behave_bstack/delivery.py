@@ -34,7 +34,7 @@ from pathlib import Path
 from . import coordination, journal
 from .defaults import DEFAULT_CONCURRENCY
 from .finalize import finalize
-from .routes import BUILD_URL, ROUTES, SENDABLE, STARTS, path_for
+from .routes import ROUTES, SENDABLE, STARTS, build_url, path_for
 from .transport import Response, Sender, Transport, TransportError
 
 log = logging.getLogger("behave_bstack")
@@ -589,12 +589,19 @@ class Delivery:
         return not coordination.wait_satisfied(shared["dir"], shared.get("outer_pid"))
 
     # -- figures --------------------------------------------------------------
+    def _api_url(self) -> str | None:
+        """Where this delivery sends (else where the run meant to): the build link's host."""
+        t = self.transport
+        if t is not None:
+            return f"{t.scheme}://{t.host_header}{t.prefix}"
+        return self.meta.get("api_url")
+
     def report(self) -> dict:
         build = self.ids.get("build")
         pending = len(self.events)
         return {
             "build_hashed_id": build if isinstance(build, str) else None,
-            "build_url": BUILD_URL.format(build=build) if isinstance(build, str) else None,
+            "build_url": build_url(build, self._api_url()) if isinstance(build, str) else None,
             "delivered": dict(self.tally.delivered),
             "failed": dict(self.tally.failed),
             "log_entries": self.tally.log_entries,

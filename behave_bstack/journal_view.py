@@ -16,7 +16,7 @@ from . import journal
 from .clock import iso_from_epoch_ms
 from .delivery import describe
 from .finalize import finalize
-from .routes import BUILD_URL, SENDABLE
+from .routes import SENDABLE, build_url
 
 RUN_OPS = {"test_start": "test", "hook_start": "hook"}
 FINISH_OPS = {"test_finish": "test", "hook_finish": "hook"}
@@ -69,6 +69,7 @@ class JournalState:
     finish_left: bool = False  # another process of the build run finishes the build
     build_id: str | None = None
     last_stop: str | None = None  # why the last delivery stopped (report.json)
+    reported_url: str | None = None  # the build link of the last delivery (report.json)
 
     @property
     def run_id(self) -> str:
@@ -110,7 +111,13 @@ class JournalState:
 
     @property
     def build_url(self) -> str | None:
-        return BUILD_URL.format(build=self.build_id) if self.build_id else None
+        """The build's page: the link the last delivery reported (it knows where it sent),
+        else one for the run's API URL (the local server's page when that is loopback)."""
+        if not self.build_id:
+            return None
+        if self.reported_url and self.reported_url.endswith(f"/builds/{self.build_id}"):
+            return self.reported_url
+        return build_url(self.build_id, self.meta.get("api_url"))
 
 
 def read_state(run_dir: Path) -> JournalState:
@@ -161,6 +168,8 @@ def read_state(run_dir: Path) -> JournalState:
     report = journal.read_report(run_dir) or {}
     if report.get("stopped") and (state.pending or not state.ended):
         state.last_stop = str(report["stopped"])
+    if isinstance(report.get("build_url"), str):
+        state.reported_url = report["build_url"]
     if not state.ended:
         state.writer_alive = writer_alive(state.meta)
     if state.started_ms is None:
