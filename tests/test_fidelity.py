@@ -32,6 +32,13 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def run_suite(tmp_path: Path, server: TraServer, files: dict[str, str], *args: str):
+    """Write the suite, run behave on it reporting to `server`; returns (root, run)."""
+    root = write(tmp_path, files)
+    env = server_env(server, tmp_path / "journal")
+    return root, run_behave([*args, "features"], root, env)
+
+
 def steps_of(test) -> list[tuple[str, str, str]]:
     return [(s["keyword"], s["text"], s["result"]) for s in test.finish["meta"]["steps"]]
 
@@ -315,9 +322,7 @@ def test_meta_steps_are_the_steps_behave_ran_when_hooks_change_the_model(tmp_pat
             "    When I do other things\n    Then it works\n\n",
             "",
         )
-    root = write(tmp_path, files)
-    env = server_env(tra_server, tmp_path / "journal")
-    run = run_behave(["-f", FORMATTER, "features"], root, env)
+    _, run = run_suite(tmp_path, tra_server, files, "-f", FORMATTER)
     assert run.returncode == 0, run.stdout + run.stderr
     assert_delivery_clean(tra_server)
     tests = {name: runs[0] for name, runs in by_name(tra_server).items()}
@@ -388,12 +393,10 @@ Feature: spacing
 
 
 def test_names_keep_their_inner_spacing(tmp_path, tra_server):
-    root = write(
-        tmp_path,
-        {"features/spacing.feature": SPACED_FEATURE, "features/steps/steps.py": RUNTIME_STEPS},
+    files = {"features/spacing.feature": SPACED_FEATURE, "features/steps/steps.py": RUNTIME_STEPS}
+    root, run = run_suite(
+        tmp_path, tra_server, files, "-f", "json", "-o", "out.json", "-f", FORMATTER
     )
-    env = server_env(tra_server, tmp_path / "journal")
-    run = run_behave(["-f", "json", "-o", "out.json", "-f", FORMATTER, "features"], root, env)
     assert run.returncode == 0, run.stdout + run.stderr
     names = [t.start["name"] for t in reported_tests(tra_server)]
     import json
@@ -430,17 +433,13 @@ Feature: skipping with show_skipped off
 
 
 def test_no_skipped_reports_hook_skipped_scenarios_and_leaves_excluded_out(tmp_path, tra_server):
-    root = write(
-        tmp_path,
-        {
-            "features/skipping.feature": SKIPPING_FEATURE,
-            "features/steps/steps.py": RUNTIME_STEPS,
-            "features/environment.py": RUNTIME_ENV,
-        },
-    )
-    env = server_env(tra_server, tmp_path / "journal")
+    files = {
+        "features/skipping.feature": SKIPPING_FEATURE,
+        "features/steps/steps.py": RUNTIME_STEPS,
+        "features/environment.py": RUNTIME_ENV,
+    }
     tags = "not @excluded" if BEHAVE_13 else "~@excluded"
-    run = run_behave(["-f", FORMATTER, "--no-skipped", "--tags", tags, "features"], root, env)
+    _, run = run_suite(tmp_path, tra_server, files, "-f", FORMATTER, "--no-skipped", "--tags", tags)
     assert run.returncode == 0, run.stdout + run.stderr
     assert_delivery_clean(tra_server)
     tests = {name: runs[0] for name, runs in by_name(tra_server).items()}
@@ -495,16 +494,12 @@ Feature: flaky
 
 
 def test_autoretry_attempts_are_runs_of_the_same_test(tmp_path, tra_server):
-    root = write(
-        tmp_path,
-        {
-            "features/flaky.feature": RETRY_FEATURE,
-            "features/steps/steps.py": RETRY_STEPS,
-            "features/environment.py": RETRY_ENV,
-        },
-    )
-    env = server_env(tra_server, tmp_path / "journal")
-    run = run_behave(["-f", FORMATTER, "features"], root, env)
+    files = {
+        "features/flaky.feature": RETRY_FEATURE,
+        "features/steps/steps.py": RETRY_STEPS,
+        "features/environment.py": RETRY_ENV,
+    }
+    root, run = run_suite(tmp_path, tra_server, files, "-f", FORMATTER)
     null = run_behave(["-f", "null", "features"], root, {})
     assert run.returncode == null.returncode == 1
     assert_delivery_clean(tra_server)

@@ -111,7 +111,9 @@ def test_sigkill_the_orphaned_uploader_closes_the_open_runs(srv, tmp_path):
     assert_nothing_left(srv, run_dir)
 
 
-def test_sigkill_behave_and_uploader_then_upload(srv, tmp_path):
+def blocked_run_with_its_uploader_killed(srv, tmp_path, while_behave_runs=None):
+    """behave blocked in scenario BLOCKED, its uploader SIGKILLed, then behave too;
+    `while_behave_runs(run_dir)` runs in between.  Returns (root, run_dir)."""
     root = fk.write_suite(tmp_path, 10, block_step=BLOCKED)
     behave = spawn_and_block(srv, root, "step")
     run_dir = fk.only_run_dir(root / "journal")
@@ -119,12 +121,21 @@ def test_sigkill_behave_and_uploader_then_upload(srv, tmp_path):
         for pid in fk.uploader_pids(run_dir):
             fk.kill_pid(pid)
             fk.wait_for(lambda pid=pid: fk.pid_gone(pid), timeout=10)
-        # While behave still writes the journal, an upload leaves it alone.
-        report, sent = fk.calls_made(srv, lambda: fk.deliver(run_dir, fk.options_for(srv)))
-        assert sent == 0 and "still going" in report["stopped"]
+        if while_behave_runs is not None:
+            while_behave_runs(run_dir)
     finally:
         behave.signal(signal.SIGKILL)
         behave.wait(timeout=10)
+    return root, run_dir
+
+
+def test_sigkill_behave_and_uploader_then_upload(srv, tmp_path):
+    def upload_leaves_it_alone(run_dir):
+        # While behave still writes the journal, an upload leaves it alone.
+        report, sent = fk.calls_made(srv, lambda: fk.deliver(run_dir, fk.options_for(srv)))
+        assert sent == 0 and "still going" in report["stopped"]
+
+    _, run_dir = blocked_run_with_its_uploader_killed(srv, tmp_path, upload_leaves_it_alone)
     assert fk.only_build(srv).finish_count == 0
 
     report = fk.deliver(run_dir, fk.options_for(srv))
@@ -149,16 +160,7 @@ def test_status_counts_the_closing_of_an_interrupted_run_as_pending(srv, tmp_pat
 
     from behave_bstack import cli
 
-    root = fk.write_suite(tmp_path, 10, block_step=BLOCKED)
-    behave = spawn_and_block(srv, root, "step")
-    run_dir = fk.only_run_dir(root / "journal")
-    try:
-        for pid in fk.uploader_pids(run_dir):
-            fk.kill_pid(pid)
-            fk.wait_for(lambda pid=pid: fk.pid_gone(pid), timeout=10)
-    finally:
-        behave.signal(signal.SIGKILL)
-        behave.wait(timeout=10)
+    root, run_dir = blocked_run_with_its_uploader_killed(srv, tmp_path)
     assert fk.all_acked(run_dir)
     env = fk.bstack_env(srv, root / "journal")
 
