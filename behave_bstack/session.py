@@ -77,7 +77,7 @@ class ReportingSession:
             key = coordination.build_key(
                 settings.project_name, settings.build_name, self.run_identifier
             )
-            self.participation = coordination.Participation(key, outer_pid=self.outer_pid)
+            self.participation = self._participate(key)
         self._journal_start(repo_root)
         tracker = self.tracker
         self._unwrap_runs = wrap_scenario_runs(
@@ -94,6 +94,19 @@ class ReportingSession:
         if self.live:
             self.outbox.start_uploader(self.uploader_options())
         api.activate(self)
+
+    def _participate(self, key: str) -> coordination.Participation | None:
+        """Register with the other processes of this build run; where the platform cannot
+        (no file locks, no usable temp directory), one line, and this process finishes
+        the build itself, as a CI shard on another machine does."""
+        try:
+            return coordination.Participation(key, outer_pid=self.outer_pid)
+        except OSError as exc:
+            warn(
+                "behave-bstack: no cross-process build coordination here "
+                f"({exc.strerror or exc}): this process finishes the build itself"
+            )
+            return None
 
     def _own_logging(self) -> None:
         """Our log lines go to the journal's debug.log (with bstack.debug) and nowhere
