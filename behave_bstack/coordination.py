@@ -126,8 +126,7 @@ class Participation:
             if live_participants(self.directory):
                 return SKIP
             try:
-                flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | portable.O_BINARY
-                os.close(os.open(self.directory / "keeper", flags, 0o600))
+                os.close(os.open(self.directory / "keeper", _FLAGS | os.O_EXCL, 0o600))
             except FileExistsError:
                 return SKIP
             return KEEP
