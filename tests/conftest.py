@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so test modules import helpers
+sys.path.append(str(Path(__file__).resolve().parent / "simplatform"))  # tests use its parts
 
 # BSTACK_SIMULATE_PLATFORM=windows|bare: this process, and every Python process the tests
 # start (behave, its uploader, behave-bstack), run on the simulated platform of
@@ -19,12 +20,12 @@ if os.environ.get("BSTACK_SIMULATE_PLATFORM"):
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (_SIMPLATFORM, os.environ.get("PYTHONPATH")) if p
     )
-    sys.path.insert(0, _SIMPLATFORM)
     import simplatform
 
     simplatform.install_from_env()
 
 from behave_bstack.emulator.server import TraServer  # noqa: E402
+
 pytest.register_assert_rewrite("helpers")  # detailed messages from its assert_* helpers
 
 import helpers  # noqa: E402

@@ -37,6 +37,7 @@ import types
 HIDDEN = ("fcntl", "resource", "termios", "tty", "pty", "pwd", "grp", "syslog", "posix_ipc")
 UNREADABLE = ("/proc/", "/sys/")
 MODES = ("windows", "bare")
+REAL_FCNTL = None  # fcntl as it was before install() hid it (for the tests' own tools)
 
 
 class _Hide(importlib.abc.MetaPathFinder):
@@ -126,6 +127,9 @@ def install(mode: str = "windows") -> None:
         mode = "windows"
     import fcntl as real_fcntl  # before it is hidden: the stand-in msvcrt needs flock()
     import mmap
+
+    global REAL_FCNTL
+    REAL_FCNTL = real_fcntl
 
     for name in HIDDEN:
         sys.modules.pop(name, None)
