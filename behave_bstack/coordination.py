@@ -26,6 +26,7 @@ Files are closed before they are deleted: Windows refuses to delete an open file
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import time
@@ -107,7 +108,7 @@ class Participation:
         self.outer_pid = outer_pid  # behavex's main process, when there is one
         self.path = self.directory / f"{os.getpid()}-{random.randrange(16**6):06x}.p"
         if not portable.locks_available():
-            raise portable.LocksUnavailable("no cross-process file locks on this platform")
+            raise portable.LocksUnavailable(errno.ENOLCK, "no cross-process file locks")
         with _DirectoryLock(self.directory):
             self._fd = os.open(self.path, _FLAGS, 0o600)
             portable.lock(self._fd)

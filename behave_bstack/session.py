@@ -101,10 +101,11 @@ class ReportingSession:
         the build itself, as a CI shard on another machine does."""
         try:
             return coordination.Participation(key, outer_pid=self.outer_pid)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - e.g. LocksUnavailable, a missing os call
+            why = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
             warn(
                 "behave-bstack: no cross-process build coordination here "
-                f"({exc.strerror or exc}): this process finishes the build itself"
+                f"({why}): this process finishes the build itself"
             )
             return None
 
