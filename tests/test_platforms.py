@@ -151,8 +151,12 @@ def test_the_issue_command_on_a_simulated_platform(tra_server, shop, tmp_path, m
     behave's exit code and stdout are those of -f null; everything is reported once.  With
     a build run identifier, "bare" (no file locks) says in one line that this process
     finishes the build alone; "windows" coordinates through msvcrt.locking()."""
+    log = tmp_path / "simulated.log"
     reporting = helpers.server_env(
-        tra_server, tmp_path / "journal", BROWSERSTACK_BUILD_RUN_IDENTIFIER=f"sim-{mode}"
+        tra_server,
+        tmp_path / "journal",
+        BROWSERSTACK_BUILD_RUN_IDENTIFIER=f"sim-{mode}",
+        BSTACK_SIMULATE_PLATFORM_LOG=str(log),
     )
     null = _behave(shop, _simulated_env(mode), "-f", "null", "--no-color")
     run = _behave(
@@ -173,6 +177,11 @@ def test_the_issue_command_on_a_simulated_platform(tra_server, shop, tmp_path, m
     else:
         assert degraded == [], run.stderr
     helpers.assert_delivery_clean(tra_server)
+    # behave and the uploader it started both ran on the simulated platform.
+    started = log.read_text(encoding="utf-8").splitlines()
+    assert any(" -m behave " in line for line in started), started
+    assert any("-m behave_bstack.uploader" in line for line in started), started
+    assert all(line.startswith(f"{mode} ") for line in started)
     scenarios = helpers.reported_tests(tra_server)
     assert len(scenarios) >= 10
     for test in scenarios:

@@ -151,6 +151,10 @@ def install(mode: str = "windows") -> None:
     first_parent = os.getppid()
     os.getppid = lambda: first_parent
     sys._bstack_simulated_platform = mode
+    log = os.environ.get("BSTACK_SIMULATE_PLATFORM_LOG")
+    if log:  # which processes ran on it, for the tests that check it reached them all
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"{mode} {' '.join(getattr(sys, 'orig_argv', sys.argv))}\n")
 
 
 def install_from_env() -> None:
