@@ -73,10 +73,7 @@ class _DirectoryLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        try:
-            portable.unlock(self._fd)
-        finally:
-            os.close(self._fd)
+        portable.release_and_close(self._fd)
 
 
 def live_participants(directory: Path, clear_dead: bool = True) -> int:
@@ -93,7 +90,7 @@ def live_participants(directory: Path, clear_dead: bool = True) -> int:
         try:
             held = not portable.lock(fd, blocking=False)
         finally:
-            os.close(fd)  # (releases our lock, if we took it)
+            portable.release_and_close(fd)  # (our lock, if we took it)
         if held:
             alive += 1
         elif clear_dead:
@@ -121,7 +118,7 @@ class Participation:
             return SKIP
         self.left = True
         with _DirectoryLock(self.directory):
-            os.close(self._fd)  # first: Windows cannot delete an open file
+            portable.release_and_close(self._fd)  # first: Windows cannot delete an open file
             portable.unlink_closed(self.path)
             (self.directory / "left").touch()
             if live_participants(self.directory):

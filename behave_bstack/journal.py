@@ -357,7 +357,7 @@ def try_lock(directory: Path):
     if not locked:
         os.close(fd)
         return None
-    return os.fdopen(fd, "r+b")
+    return portable.HeldLock(fd)
 
 
 class PidLock:

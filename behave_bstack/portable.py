@@ -88,6 +88,8 @@ def lock(fd: int, blocking: bool = True) -> bool:
 
 
 def unlock(fd: int) -> None:
+    """Release lock(); do it before closing the file: Windows releases the locks of a closed
+    handle only "depending on available system resources"."""
     api = _lock_api()
     if api is None:
         return
@@ -97,6 +99,28 @@ def unlock(fd: int) -> None:
     else:
         os.lseek(fd, 0, os.SEEK_SET)
         module.locking(fd, module.LK_UNLCK, 1)
+
+
+def release_and_close(fd: int) -> None:
+    """unlock() (whatever it says: the file may never have been locked) and close."""
+    try:
+        unlock(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class HeldLock:
+    """A locked open file; close() releases the lock first."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            release_and_close(fd)
 
 
 # -- processes -------------------------------------------------------------------------
