@@ -271,6 +271,35 @@ def test_host_info_on_windows(monkeypatch):
     assert host.host_info()["type"] == "physical"
 
 
+def test_windows_bios_is_read_from_the_registry(monkeypatch):
+    """host._windows_bios() itself, with the winreg module faked."""
+    values = {"SystemManufacturer": "QEMU", "SystemProductName": "Standard PC (Q35)"}
+    opened = []
+
+    class Key:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            opened.append("closed")
+
+    def query(key, name):
+        if name not in values:
+            raise FileNotFoundError(name)
+        return values[name], 1  # (value, REG_SZ)
+
+    fake = types.SimpleNamespace(
+        HKEY_LOCAL_MACHINE="HKLM",
+        OpenKey=lambda root, path: opened.append((root, path)) or Key(),
+        QueryValueEx=query,
+    )
+    monkeypatch.setitem(sys.modules, "winreg", fake)
+    assert host._windows_bios() == "QEMU Standard PC (Q35)"
+    assert opened == [("HKLM", "HARDWARE\\DESCRIPTION\\System\\BIOS"), "closed"]
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert host._host_type({}) == "virtual"
+
+
 def test_host_info_on_macos(monkeypatch):
     uname = types.SimpleNamespace(node="mac", release="23.4.0", machine="arm64")
     monkeypatch.setattr(sys, "platform", "darwin")

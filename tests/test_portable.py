@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -386,3 +387,34 @@ def test_ctypes_filetime_is_what_the_fake_fills():
     stamp = wintypes.FILETIME()
     FakeKernel32({1: (True, (7 << 32) | 9)}).GetProcessTimes(1001, ctypes.byref(stamp), 0, 0, 0)
     assert (stamp.dwHighDateTime, stamp.dwLowDateTime) == (7, 9)
+
+
+def test_kernel32_signatures_are_declared(monkeypatch):
+    """_kernel32() itself, with ctypes.WinDLL faked: every function it declares exists and
+    takes the declared types (a 64-bit HANDLE must not be truncated to an int)."""
+    from ctypes import wintypes
+
+    class Function:
+        pass
+
+    loaded = {}
+
+    def win_dll(name, use_last_error=False):
+        assert name == "kernel32" and use_last_error
+        library = types.SimpleNamespace(
+            OpenProcess=Function(),
+            WaitForSingleObject=Function(),
+            GetProcessTimes=Function(),
+            CloseHandle=Function(),
+        )
+        loaded["kernel32"] = library
+        return library
+
+    monkeypatch.setattr(ctypes, "WinDLL", win_dll, raising=False)
+    monkeypatch.setattr(ctypes, "get_last_error", lambda: 0, raising=False)
+    k32, last_error = portable._kernel32()
+    assert k32.OpenProcess.restype is wintypes.HANDLE
+    assert k32.WaitForSingleObject.argtypes[0] is wintypes.HANDLE
+    assert k32.GetProcessTimes.argtypes[1]._type_ is wintypes.FILETIME
+    assert k32.CloseHandle.argtypes == (wintypes.HANDLE,)
+    assert last_error() == 0
