@@ -34,6 +34,16 @@ PLATFORM_ONLY = {
     "msvcrt", "winreg", "_winreg", "_winapi", "winsound", "_msi", "nt", "_overlapped",
 }  # fmt: skip
 
+# Parts of `os`, `signal` and `mmap` that Windows lacks: never touched at import time.
+POSIX_ONLY_ATTRIBUTES = {
+    "os": {"getuid", "geteuid", "getgid", "getpgid", "killpg", "setsid", "fork", "uname",
+           "pread", "pwrite", "fchmod", "fchown", "statvfs", "mkfifo", "O_NOFOLLOW",
+           "O_CLOEXEC", "O_DIRECTORY", "WNOHANG", "sync", "getloadavg"},
+    "signal": {"SIGKILL", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGCHLD",
+               "SIGPIPE", "alarm", "setitimer", "pthread_kill", "pthread_sigmask"},
+    "mmap": {"MAP_SHARED", "MAP_PRIVATE", "PROT_READ", "PROT_WRITE"},
+}  # fmt: skip
+
 # The imports of such modules the package makes, each inside the one function that needs
 # it and only reached where it exists (or guarded).  A new one needs a review: add it here.
 LAZY = {
@@ -45,7 +55,8 @@ LAZY = {
 
 
 def _platform_imports() -> tuple[list[str], set[tuple[str, str, str]]]:
-    """(imports at module level, {(file, function, module)} inside functions)."""
+    """(imports and POSIX-only attributes used at module level, {(file, function, module)}
+    imported inside functions)."""
     top: list[str] = []
     lazy: set[tuple[str, str, str]] = set()
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -70,6 +81,13 @@ def _visit(node, function: str | None, rel: str, top: list, lazy: set) -> None:
                     top.append(f"{rel}:{child.lineno} import {name}")
                 else:
                     lazy.add((rel, function, name))
+        if (
+            function is None
+            and isinstance(child, ast.Attribute)
+            and isinstance(child.value, ast.Name)
+            and child.attr in POSIX_ONLY_ATTRIBUTES.get(child.value.id, ())
+        ):
+            top.append(f"{rel}:{child.lineno} {child.value.id}.{child.attr}")
         _visit(child, function, rel, top, lazy)
 
 
