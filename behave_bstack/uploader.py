@@ -172,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     logger = logging.getLogger("behave_bstack")
     logger.addHandler(handler)
     logger.setLevel(level)
-    follow(run_dir, options, control=sys.stdin)
+    try:
+        follow(run_dir, options, control=sys.stdin)
+    finally:
+        lock.close()  # before os._exit(): a lock file (PidLock) would outlive us
     return 0
 
 

@@ -200,6 +200,10 @@ def test_the_issue_command_on_a_simulated_platform(tra_server, shop, tmp_path, m
     assert any(" -m behave " in line for line in started), started
     assert any("-m behave_bstack.uploader" in line for line in started), started
     assert all(line.startswith(f"{mode} ") for line in started)
+    # Without file locks the uploader held its journal through a pid file, and let it go.
+    (run_dir,) = list((tmp_path / "journal").iterdir())
+    assert not (run_dir / "upload.lock.pid").exists()
+    assert (run_dir / "upload.lock").exists() == (mode == "windows")
     scenarios = helpers.reported_tests(tra_server)
     assert len(scenarios) >= 10
     for test in scenarios:
