@@ -17,17 +17,22 @@ import mimetypes
 import os
 
 _session = None  # the ReportingSession of this process's behave run, while it lives
+# Sessions of behave runs started inside a step of another (each with -f bstack): the
+# innermost one is the running one; when it ends, the outer one is again.
+_sessions: list = []
 
 
 def activate(session) -> None:
     global _session
+    _sessions.append(session)
     _session = session
 
 
 def deactivate(session) -> None:
     global _session
-    if _session is session:
-        _session = None
+    if session in _sessions:
+        _sessions.remove(session)
+    _session = _sessions[-1] if _sessions else None
 
 
 def _tracker():

@@ -7,7 +7,13 @@ and 1.3 and loses output in 1.3.3, behave-notes.md §2.2):
   whatever handlers behave's log capture installs or removes.  Our own logger
   ("behave_bstack") is skipped, so the reporter never reports itself.
 * print with behave's capture off: sys.stdout and sys.stderr are teed while the session
-  lives.
+  lives.  What a logging handler writes (logging.basicConfig()'s StreamHandler, rich,
+  colorlog, behave's own --logging-level set-up) is not taken from the tee: that record
+  was already taken where it was created, and one record is one entry.  While behave
+  captures, a handler writing to the captured stream (logging's last-resort handler, a
+  StreamHandler made during capture, a console handler printing) puts the record into
+  behave's buffer: the lines it wrote there are noted (emitted_lines) and left out when the
+  buffer is read.
 * print with behave's capture on: behave's buffers, read when the scenario ends
   (scenario.captured in 1.3, runner.stdout_capture/stderr_capture in 1.2.6).  While behave
   captures, the tee does not see the output, so nothing is collected twice.
@@ -18,9 +24,13 @@ messages are split into parts of at most MESSAGE_PART characters, never dropped.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
+import threading
+
+from .private_dirs import NOFOLLOW
 
 OWN_LOGGER = "behave_bstack"
 MESSAGE_PART = 9000  # below the API's 10,000 so that cleaning never needs to split again
@@ -136,7 +146,10 @@ class OutputCapture:
         self._now_ms = now_ms
         self._old_factory = None
         self._old_streams = None
+        self._old_handle = None
         self._pending: dict[str, str] = {}
+        self._emitting = threading.local()  # .depth > 0: a logging handler is writing
+        self.emitted_lines: dict[str, int] = {}  # what handlers wrote into behave's capture
 
     def install(self) -> None:
         old_factory = self._old_factory = logging.getLogRecordFactory()
@@ -151,6 +164,25 @@ class OutputCapture:
             return record
 
         logging.setLogRecordFactory(factory)
+        # Every handler is called through Handler.handle (its emit() under the handler's
+        # lock): while one runs, what it prints is the record again, not new output.
+        old_handle = self._old_handle = logging.Handler.__dict__["handle"]
+        emitting = self._emitting
+
+        def handle(handler, record):
+            depth = emitting.depth = getattr(emitting, "depth", 0) + 1
+            # behave's capture buffers (StringIO, 1.2.6 and 1.3) in place of the streams
+            buffers = [b for b in (sys.stdout, sys.stderr) if type(b) is io.StringIO]
+            marks = [(b, b.tell()) for b in buffers] if depth == 1 else None
+            try:
+                return old_handle(handler, record)
+            finally:
+                emitting.depth -= 1
+                if marks:
+                    capture._note_written(marks)
+
+        handle.__wrapped__ = old_handle
+        logging.Handler.handle = handle
         self._old_streams = (sys.stdout, sys.stderr)
         sys.stdout = _Tee(sys.stdout, self._on_text, "INFO")
         sys.stderr = _Tee(sys.stderr, self._on_text, "WARN")
@@ -159,6 +191,9 @@ class OutputCapture:
         if self._old_factory is not None:
             logging.setLogRecordFactory(self._old_factory)
             self._old_factory = None
+        if self._old_handle is not None:
+            logging.Handler.handle = self._old_handle
+            self._old_handle = None
         if self._old_streams is not None:
             # Only undo our own tee: someone may have replaced the streams since.
             if isinstance(sys.stdout, _Tee):
@@ -182,7 +217,36 @@ class OutputCapture:
         # Our clock, not record.created: the code under test may have frozen time.
         sink.add(self._now_ms(), level, f"{record.name}: {message}")
 
+    def _note_written(self, marks: list) -> None:
+        lines = self.emitted_lines
+        for buffer, mark in marks:
+            try:
+                if buffer.tell() == mark:
+                    continue
+                buffer.seek(mark)
+                text = buffer.read()  # and the position is at the end again
+            except (OSError, ValueError):
+                continue
+            for line in text.rstrip("\n").split("\n"):
+                lines[line] = lines.get(line, 0) + 1
+
+    def without_emitted(self, text: str) -> str:
+        """behave's captured text less the lines logging handlers wrote into it."""
+        lines = self.emitted_lines
+        if not lines:
+            return text
+        kept = []
+        for line in text.split("\n"):
+            count = lines.get(line, 0)
+            if count:
+                lines[line] = count - 1
+            else:
+                kept.append(line)
+        return "\n".join(kept)
+
     def _on_text(self, level: str, text: str) -> None:
+        if getattr(self._emitting, "depth", 0):
+            return  # a logging handler writing a record we already have
         sink = self._target()
         if sink is None or not text:
             return
@@ -236,7 +300,7 @@ def attachment_entry(outbox, number: int, data: bytes, name, mime_type: str, epo
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name or "attachment")[:80] or "attachment"
     path = outbox.writer.attachment_path(f"{number:05d}-{safe}")
     binary = getattr(os, "O_BINARY", 0)  # Windows: else "\n" is written as "\r\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | binary, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW | binary, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     is_image = mime_type.startswith("image/")

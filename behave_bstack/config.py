@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .defaults import DEFAULT_CONCURRENCY
+from .project import project_root
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -170,6 +171,7 @@ _SHOWN_ORDER: tuple[str, ...] = (
     "build_run_identifier",
     "build_hashed_id",
     "build_tags",
+    "project_root",
     "journal_dir",
     "flush_timeout",
     "request_timeout",
@@ -224,6 +226,8 @@ class Settings:
     config_file: str | None  # the browserstack.yml actually read, absolute
     sources: Mapping[str, str]
     problems: tuple[str, ...]
+    # What file names and default names are relative to (project.py); absolute.
+    project_root: str = ""
 
     def __repr__(self) -> str:
         # Proxy URLs may carry a password; the access key is left out entirely.
@@ -303,9 +307,10 @@ class _Resolver:
         self.userdata = userdata
         self.environ = environ
         self.cwd = cwd
+        self.root = project_root(cwd, environ.get("HOME"))
         self.now = now
         self.problems: list[str] = []
-        self.sources: dict[str, str] = {}
+        self.sources: dict[str, str] = {"project_root": "default"}  # project.py's rule
         self.yml: dict[str, Any] = {}
         self.yml_path: str | None = None
         self.yml_name = "browserstack.yml"
@@ -324,7 +329,7 @@ class _Resolver:
         username = get("username", None)
         self.access_key = get("access_key", None)
         api_url, api_url_ok = self._api_url()
-        dirname = os.path.basename(self.cwd.rstrip(os.sep)) or "behave"
+        dirname = os.path.basename(self.root.rstrip(os.sep)) or "behave"
         build_name = get("build_name", dirname)
         identifier = self._build_identifier()
         if identifier:
@@ -347,7 +352,7 @@ class _Resolver:
             build_run_identifier=get("build_run_identifier", None),
             build_hashed_id=get("build_hashed_id", None),
             build_tags=self._build_tags(),
-            journal_dir=get("journal_dir", os.path.join(self.cwd, DEFAULT_JOURNAL_DIR)),
+            journal_dir=get("journal_dir", os.path.join(self.root, DEFAULT_JOURNAL_DIR)),
             flush_timeout=get("flush_timeout", DEFAULT_FLUSH_TIMEOUT),
             request_timeout=get("request_timeout", DEFAULT_REQUEST_TIMEOUT),
             concurrency=get("concurrency", DEFAULT_CONCURRENCY),
@@ -361,6 +366,7 @@ class _Resolver:
             environment=environment,
             debug=get("debug", False),
             config_file=self.yml_path,
+            project_root=self.root,
         )
         self._check_credentials(username)
         problems = tuple(_scrub(p, self.access_key) for p in self.problems)
@@ -398,17 +404,22 @@ class _Resolver:
                 self.sources["config_file"] += " (missing file, see problems)"
                 return
         else:
-            found = [
-                os.path.join(self.cwd, n)
-                for n in YML_NAMES
-                if os.path.isfile(os.path.join(self.cwd, n))
-            ]
+            found, where = [], "working directory"
+            for folder, label in ((self.cwd, "working directory"), (self.root, "project root")):
+                found = [
+                    os.path.join(folder, n)
+                    for n in YML_NAMES
+                    if os.path.isfile(os.path.join(folder, n))
+                ]
+                if found:
+                    where = label
+                    break
             if not found:
                 return
             path = found[0]
             if len(found) > 1:
                 self.problem(f"both {found[0]} and {found[1]} exist (using {found[0]})")
-            self.sources["config_file"] = "working directory"
+            self.sources["config_file"] = where
         self.yml_name = os.path.basename(path)
         reason = None
         import yaml  # only when a yml exists: importing it costs behave's start-up ~10 ms
@@ -815,7 +826,8 @@ def _scrub(text: str, secret: str | None) -> str:
 
 
 def _default_settings(cwd: str, problem: str) -> Settings:
-    name = os.path.basename(cwd.rstrip(os.sep)) or "behave"
+    root = project_root(cwd)
+    name = os.path.basename(root.rstrip(os.sep)) or "behave"
     return Settings(
         enabled=True,
         username=None,
@@ -828,7 +840,7 @@ def _default_settings(cwd: str, problem: str) -> Settings:
         build_run_identifier=None,
         build_hashed_id=None,
         build_tags=(),
-        journal_dir=os.path.join(cwd, DEFAULT_JOURNAL_DIR),
+        journal_dir=os.path.join(root, DEFAULT_JOURNAL_DIR),
         flush_timeout=DEFAULT_FLUSH_TIMEOUT,
         request_timeout=DEFAULT_REQUEST_TIMEOUT,
         concurrency=DEFAULT_CONCURRENCY,
@@ -844,4 +856,5 @@ def _default_settings(cwd: str, problem: str) -> Settings:
         config_file=None,
         sources=MappingProxyType({}),
         problems=(problem,),
+        project_root=root,
     )

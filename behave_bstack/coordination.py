@@ -32,7 +32,7 @@ import random
 import time
 from pathlib import Path
 
-from . import portable
+from . import portable, private_dirs
 
 FINISH, SKIP, KEEP = "finish", "skip", "keep"
 GRACE = 2.0  # seconds without any process of the build run before the keeper finishes it
@@ -43,9 +43,9 @@ GRACE = 2.0  # seconds without any process of the build run before the keeper fi
 
 
 def default_root() -> Path:
-    import tempfile
-
-    return Path(tempfile.gettempdir()) / f"behave-bstack-{os.getuid()}" / "builds"
+    """Where builds' directories are (private_dirs.coordination_base: per user, verified)."""
+    base, names = private_dirs.coordination_base()
+    return base.joinpath(*names)
 
 
 def build_key(project: str, build_name: str, run_identifier: str) -> str:
@@ -100,8 +100,9 @@ def live_participants(directory: Path, clear_dead: bool = True) -> int:
 
 class Participation:
     def __init__(self, key: str, root: Path | None = None, outer_pid: int | None = None) -> None:
-        self.directory = (root or default_root()) / key
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Created 0700 and verified ours (private_dirs.Refused otherwise: the caller goes
+        # on without coordination).
+        self.directory = private_dirs.coordination_dir(key, root)
         self.outer_pid = outer_pid  # behavex's main process, when there is one
         self.path = self.directory / f"{os.getpid()}-{random.randrange(16**6):06x}.p"
         if not portable.locks_available():
@@ -135,8 +136,8 @@ def wait_satisfied(directory: str, outer_pid: int | None, grace: float = GRACE) 
     if outer_pid and pid_alive(outer_pid):
         return False
     path = Path(directory)
-    if not path.is_dir():
-        return True
+    if not path.is_dir() or private_dirs.untrusted(path, 3):
+        return True  # gone, or no longer ours (replaced since): nobody to wait for
     with _DirectoryLock(path):
         if live_participants(path):
             return False
@@ -149,7 +150,8 @@ def wait_satisfied(directory: str, outer_pid: int | None, grace: float = GRACE) 
 
 def release_keeper(directory: str) -> None:
     """The keeper finished the build: a later straggler may finish it again."""
-    (Path(directory) / "keeper").unlink(missing_ok=True)
+    if not private_dirs.untrusted(directory, 3):
+        (Path(directory) / "keeper").unlink(missing_ok=True)
 
 
 def behavex_parent(userdata) -> int | None:

@@ -485,8 +485,21 @@ class Delivery:
             if start["op"] == "hook_start":
                 finish["hook_type"] = body.get("hook_type")
                 records.append({"op": "hook_finish", "ref": ref, "body": finish})
-            else:
-                records.append({"op": "test_finish", "ref": ref, "body": finish})
+                continue
+            # What the test had done: its finished steps (journaled as they ended), the
+            # rest skipped, and its time up to its last step's end or the journal's last
+            # event, whichever is later.
+            steps, last_step_end = self.reader.interrupted_steps(ref)
+            if steps:
+                finish["meta"] = {"steps": steps}
+            started = body.get("started_at")
+            ended = max(
+                (t for t in (finished_at, last_step_end) if isinstance(t, int)), default=None
+            )
+            if isinstance(started, int) and ended is not None:
+                finish["finished_at"] = max(ended, started)
+                finish["duration_in_ms"] = max(1, ended - started)
+            records.append({"op": "test_finish", "ref": ref, "body": finish})
         if (
             not self.build_finish_journaled
             and not self.finish_left

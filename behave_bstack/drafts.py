@@ -15,6 +15,16 @@ what can be rebuilt from earlier journal lines, and every reader of the journal
            (a scenario whose file could not be read, or one rebuilt by a hook)
     test_finish + "steps": [[result, started_at, finished_at(, failure)], ...]
         -> body.meta.steps (id, keyword and text from the start), file_name and scopes
+    test_finish + "steps": "journaled"
+        -> the same, with the results of the test's step records (below): a test whose
+           every step passed says no more about them (passed_finish_line)
+                + "templates": [[keyword, text], ...]
+        -> the keyword and text of the steps behave really ran, when they differ from
+           what the start gave (a hook changed the model at run time)
+    {"op": "step", "ref": test ref, "step": [index, result, started_at, finished_at(,
+     failure)]}
+        a step of a running test that finished, journaled as it happens, so that a test
+        whose process died is closed with the steps it had run (Expander.interrupted)
 
 Events in the full form pass through unchanged.
 """
@@ -31,10 +41,13 @@ SOURCE = "source"
 _START = (
     '{"seq":%d,"op":"test_start","scenario":["%s",%d,%d],"ref":"%s","body":{"started_at":%d}}\n'
 )
+# A passed step of a running test: (seq, test ref, index, started_at, finished_at).
+STEP_TEMPLATE = '{"seq":%d,"op":"step","ref":"%s","step":[%d,"passed",%d,%d]}\n'
 _PASSED_FINISH = (
-    '{"seq":%d,"op":"test_finish","steps":[%s],"ref":"%s",'
+    '{"seq":%d,"op":"test_finish","steps":"journaled","ref":"%s",'
     '"body":{"result":"passed","finished_at":%d,"duration_in_ms":%d%s}}\n'
 )
+JOURNALED = "journaled"
 
 
 def start_line(seq: int, ref: str, reference: list, started_at: int) -> bytes:
@@ -44,17 +57,14 @@ def start_line(seq: int, ref: str, reference: list, started_at: int) -> bytes:
 
 
 def passed_finish_line(
-    seq: int, ref: str, finished_at: int, duration: int, step_times: list[int], hooks: list[str]
+    seq: int, ref: str, finished_at: int, duration: int, hooks: list[str]
 ) -> bytes:
-    """The finish of a test whose steps all passed: step_times = [started_at, finished_at,
-    ...] in epoch milliseconds, two per step; `hooks`: the refs of its hook runs."""
-    steps = ",".join(
-        [f'["passed",{step_times[i]},{step_times[i + 1]}]' for i in range(0, len(step_times), 2)]
-    )
+    """The finish of a test whose steps all passed, each journaled by a step record
+    (STEP_TEMPLATE); `hooks`: the refs of its hook runs."""
     links = ""
     if hooks:
         links = ',"hooks":[' + ",".join([f'{{"$ref":"{hook}"}}' for hook in hooks]) + "]"
-    return (_PASSED_FINISH % (seq, steps, ref, finished_at, duration, links)).encode("ascii")
+    return (_PASSED_FINISH % (seq, ref, finished_at, duration, links)).encode("ascii")
 
 
 def render_code(parts: list, sources: dict[str, list[str]]) -> str:
@@ -92,6 +102,7 @@ class Expander:
         self.sources: dict[str, list[str]] = {}
         self.catalogs: dict = {}  # source ref -> catalog.FeatureCatalog
         self.open_tests: dict[str, tuple] = {}
+        self.progress: dict[str, dict[int, list]] = {}  # ref -> its steps finished so far
 
     def expand(self, record: dict) -> dict | None:
         """The full event, or None for a record only readers need (a source)."""
@@ -104,6 +115,11 @@ class Expander:
 
             self.sources = {str(record.get("ref")): list(body.get("lines") or [])}
             self.catalogs = {str(record.get("ref")): FeatureCatalog(body)}  # parses when asked
+            return None
+        if op == "step":
+            item = record.get("step")
+            if isinstance(item, list) and len(item) >= 4 and isinstance(item[0], int):
+                self.progress.setdefault(str(record.get("ref")), {})[item[0]] = item[1:]
             return None
         if op == "test_start" and "scenario" in record:
             body = self._described(record.pop("scenario"))
@@ -118,15 +134,31 @@ class Expander:
             self._start(record, body, record.pop("steps", []))
         elif op == "test_finish" and "steps" in record:
             file_name, scopes, templates = self.open_tests.pop(record.get("ref"), (None, None, []))
+            done = self.progress.pop(record.get("ref"), None) or {}
+            templates = record.pop("templates", None) or templates
+            results = record.pop("steps")
+            if results == JOURNALED:
+                results = [done[index] for index in sorted(done)]
             body = dict(record.get("body") or {})
             if file_name is not None:
                 body.setdefault("file_name", file_name)
                 body.setdefault("scopes", scopes)
-            body["meta"] = {"steps": expand_steps(record.pop("steps"), templates)}
+            body["meta"] = {"steps": expand_steps(results, templates)}
             record["body"] = body
         elif op == "test_finish":
             self.open_tests.pop(record.get("ref"), None)
+            self.progress.pop(record.get("ref"), None)
         return record
+
+    def interrupted(self, ref: str) -> tuple[list[dict], int | None]:
+        """For a test that was never finished: meta.steps with every step it journaled
+        as finished and the rest skipped, and when its last step ended (or None)."""
+        done = self.progress.get(ref) or {}
+        templates = (self.open_tests.get(ref) or (None, None, []))[2]
+        count = max(len(templates), max(done, default=-1) + 1)
+        results = [done.get(index, ["skipped", None, None]) for index in range(count)]
+        ends = [item[2] for item in done.values() if isinstance(item[2], int)]
+        return expand_steps(results, templates), max(ends, default=None)
 
     def _start(self, record: dict, body: dict, templates: list) -> None:
         """Put a start's full body in place and keep what its finish will need."""

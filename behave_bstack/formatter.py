@@ -22,6 +22,8 @@ class BstackFormatter(Formatter):
         self.session: ReportingSession | None = None
         try:
             self.session = ReportingSession.create(config, find_runner())
+            if self.session is not None:
+                self.session.tracker.formatter = self
         except Exception as exc:  # noqa: BLE001
             warn(f"behave-bstack: reporting is off for this run: {type(exc).__name__}: {exc}")
 
@@ -46,9 +48,6 @@ class BstackFormatter(Formatter):
     def rule_finished(self) -> None:
         self._call("finish_current")
 
-    def step(self, step) -> None:
-        pass
-
     # The calls made for every scenario and step are guarded inline: they are the hot path.
     def scenario(self, scenario) -> None:
         session = self.session
@@ -57,6 +56,14 @@ class BstackFormatter(Formatter):
                 session.tracker.scenario_announced(scenario)
             except Exception as exc:  # noqa: BLE001
                 session.outbox.internal_error(exc)
+
+    def step(self, step) -> None:
+        session = self.session
+        if session is not None:
+            # The steps behave runs and reports, after before_scenario (tracker.TestRun).
+            run = session.tracker.current
+            if run is not None:
+                run.steps.append(step)
 
     def match(self, match) -> None:
         session = self.session

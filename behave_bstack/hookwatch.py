@@ -65,14 +65,14 @@ def user_hooks(runner) -> dict[str, Callable]:
     return found
 
 
-def hook_location(func, cwd: str) -> tuple[str, int]:
+def hook_location(func, cwd: str, root: str | None = None) -> tuple[str, int]:
     from .mapping import relative_path
 
     target = inspect.unwrap(func)
     code = getattr(target, "__code__", None)
     filename = getattr(code, "co_filename", None) or "environment.py"
     line = getattr(code, "co_firstlineno", 0) or 0
-    return relative_path(filename, cwd), line
+    return relative_path(filename, cwd, root), line
 
 
 def install(runner, on_call: Callable) -> list[str]:

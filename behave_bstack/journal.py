@@ -27,6 +27,7 @@ from pathlib import Path
 
 from . import portable
 from .drafts import Expander
+from .private_dirs import NOFOLLOW
 
 EVENTS = "events.jsonl"
 ACKS = "acks.jsonl"
@@ -85,8 +86,10 @@ def make_private_dir(path: Path) -> None:
 
 
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
-    """Owner-only, and binary on Windows (where os.open() is text mode by default)."""
-    return os.open(path, flags | portable.O_BINARY, 0o600)
+    """Owner-only; a symbolic link in the file's place is refused (ELOOP) where the
+    platform can tell (private_dirs.NOFOLLOW); binary on Windows (where os.open() is text
+    mode by default)."""
+    return os.open(path, flags | NOFOLLOW | portable.O_BINARY, 0o600)
 
 
 def open_for_append(path: Path) -> int:
@@ -164,6 +167,13 @@ class JournalWriter:
         self._seq += 1
         self._write(make_line(self._seq, *values))
         return self._seq
+
+    def append_template(self, template: str, *values) -> None:
+        """Append `template % (seq, *values)`: a record whose values need no JSON escaping
+        (ints and our own ids; drafts.STEP_TEMPLATE).  One call less than
+        append_formatted, for what is written for every step."""
+        self._seq += 1
+        self._write((template % (self._seq, *values)).encode("ascii"))
 
     def _write(self, data: bytes) -> None:
         size = len(data)
@@ -272,6 +282,10 @@ class EventReader(LineReader):
     def read_new(self) -> list[dict]:
         expand = self._expander.expand
         return [event for event in map(expand, super().read_new()) if event is not None]
+
+    def interrupted_steps(self, ref: str) -> tuple[list[dict], int | None]:
+        """meta.steps of a test never finished, from the steps it journaled as finished."""
+        return self._expander.interrupted(ref)
 
 
 def read_events(path: Path) -> list[dict]:

@@ -77,11 +77,12 @@ test_result_of = _kept_by_identity(test_result)
 # -- identity -------------------------------------------------------------------
 
 
-def relative_path(path: str, cwd: str) -> str:
-    """A path relative to cwd when it lies below it, with POSIX separators."""
+def relative_path(path: str, cwd: str, root: str | None = None) -> str:
+    """A path (relative ones are relative to cwd) relative to root (default: cwd) when it
+    lies below it, with POSIX separators; else absolute."""
     absolute = os.path.abspath(os.path.join(cwd, path))
     try:
-        rel = os.path.relpath(absolute, cwd)
+        rel = os.path.relpath(absolute, root or cwd)
     except ValueError:  # another drive on Windows
         rel = absolute
     if rel.startswith(".."):
@@ -126,6 +127,35 @@ def add_tags(tags: list[str], more) -> list[str]:
         if tag not in tags:
             tags.append(tag)
     return tags
+
+
+class StepLines:
+    """The line of every step the feature file gives a scenario, in order: its
+    Background's (a Rule's Background with the Feature's it inherits) and its own.  This
+    is what the journal's reader rebuilds from the file (catalog.py); a hook that changes
+    the model at run time (use_background, use_inheritance, steps added) makes the steps
+    behave runs differ from it.  Read from the raw lists: asking for scenario.all_steps
+    would make behave copy (and keep) the Background steps before its hooks ran.  One per
+    feature: a Background's lines are worked out once."""
+
+    def __init__(self) -> None:
+        self._backgrounds: dict[int, list] = {}
+
+    def of(self, scenario) -> list:
+        background = getattr(scenario, "background", None)
+        if background is None:
+            return [step.line for step in getattr(scenario, "steps", None) or ()]
+        lines = self._backgrounds.get(id(background))
+        if lines is None:
+            lines = self._backgrounds[id(background)] = _background_lines(background)
+        return lines + [step.line for step in getattr(scenario, "steps", None) or ()]
+
+
+def _background_lines(background, depth: int = 0) -> list:
+    if background is None or depth > 3:
+        return []
+    inherited = _background_lines(getattr(background, "inherited_background", None), depth + 1)
+    return inherited + [step.line for step in getattr(background, "steps", None) or ()]
 
 
 def outline_row(scenario) -> dict[str, str] | None:

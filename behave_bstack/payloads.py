@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import os
 
-from . import mapping
+from . import mapping, project
 from .capture import METADATA_TAG
 from .clock import Clock, duration_ms
 
 
 class Payloads:
-    def __init__(self, cwd: str, repo_root: str | None = None, environment: dict | None = None):
+    def __init__(
+        self,
+        cwd: str,
+        repo_root: str | None = None,
+        environment: dict | None = None,
+        root: str | None = None,
+    ):
         self.cwd = cwd
+        # file_name and hook locations are relative to the project root (project.py);
+        # behave's own file names are relative to the working directory below it.
+        self.root = root or cwd
+        self._cwd_in_root = project.prefix_of(cwd, self.root) if root else ""
         self.repo_root = repo_root
         self.environment = dict(environment or {})
         self._names: dict[int, str] = {}
@@ -47,7 +57,7 @@ class Payloads:
             scenarios = walk() if walk else getattr(feature, "scenarios", ())
         for position, scenario in enumerate(scenarios):
             self._positions[id(scenario)] = position
-            base = " ".join(str(getattr(scenario, "name", "") or "").split()) or (
+            base = behave_name(scenario) or (
                 f"{getattr(scenario, 'keyword', 'Scenario')} at line {getattr(scenario, 'line', '?')}"
             )
             name, count = base, 1
@@ -114,11 +124,12 @@ class Payloads:
     def name_of(self, scenario) -> str:
         name = self._names.get(id(scenario))
         if name is None:
-            name = " ".join(str(getattr(scenario, "name", "") or "").split()) or "Scenario"
+            name = behave_name(scenario) or "Scenario"
         return name
 
     def paths_of(self, node) -> tuple[str, str | None]:
-        """(file_name relative to cwd, vc_filepath relative to the repository), cached."""
+        """(file_name relative to the project root, vc_filepath relative to the repository),
+        cached."""
         raw = str(getattr(node, "filename", "") or "unknown.feature")
         cached = self._paths.get(raw)
         if cached is None:
@@ -129,9 +140,10 @@ class Payloads:
         if not os.path.isabs(raw) and os.path.normpath(raw) == raw and not raw.startswith(".."):
             # behave's usual case, a clean path below the working directory: no file
             # system calls (a suite with one scenario per file pays this per test).
-            file_name = raw.replace(os.sep, "/")
+            below_cwd = raw.replace(os.sep, "/")
             prefix = self._cwd_in_repo
-            return file_name, None if prefix is None else prefix + file_name
+            vc_path = None if prefix is None else prefix + below_cwd
+            return self._cwd_in_root + below_cwd, vc_path
         vc_path = None
         if self.repo_root:
             absolute = os.path.abspath(os.path.join(self.cwd, raw))
@@ -140,7 +152,7 @@ class Payloads:
             except ValueError:  # Windows: another drive than the repository's
                 vc_path = ".."
             vc_path = None if vc_path.startswith("..") else vc_path.replace(os.sep, "/")
-        return mapping.relative_path(raw, self.cwd), vc_path
+        return mapping.relative_path(raw, self.cwd, self.root), vc_path
 
     def file_name_of(self, node) -> str:
         return self.paths_of(node)[0]
@@ -173,13 +185,18 @@ class Payloads:
 
     def start_extras(self, scenario, rule, steps: list) -> dict:
         """The compact parts of a test_start draft: its code and its steps (drafts.py)."""
+        return {"code": self.source.code_parts(scenario, rule), "steps": self.step_templates(steps)}
+
+    @staticmethod
+    def step_templates(steps: list) -> list[list[str]]:
+        """[keyword, text] per step: what meta.steps shows of each (drafts.expand_steps)."""
         templates = []
         for step in steps:
             if step.table is None and step.text is None:  # most steps: just the line
                 templates.append([step.keyword, step.name])
             else:
                 templates.append([str(step.keyword or ""), mapping.step_text(step)])
-        return {"code": self.source.code_parts(scenario, rule), "steps": templates}
+        return templates
 
     def test_finish(self, run, end_ns: int, clock: Clock) -> tuple[dict, list]:
         """The finish draft and its compact step results (drafts.py)."""
@@ -214,12 +231,11 @@ class Payloads:
             body["environment"] = dict(environment)
         return body, steps
 
-    def passed_step_times(self, run, clock: Clock) -> list[int] | None:
-        """[started_at, finished_at, ...] per step (epoch ms) when the test is a plain pass
-        that test_finish would describe with nothing more than its result, times, step
-        times and hook runs (drafts.passed_finish_line); None: anything else, for
-        test_finish."""
-        if (
+    def plain_pass(self, run) -> bool:
+        """Is the test a pass that test_finish would describe with nothing more than its
+        result, times and hook runs (drafts.passed_finish_line), its steps being
+        journaled already (each passed)?"""
+        return not (
             run.forced_result
             or run.hook_failures
             or run.cleanup_failures
@@ -227,50 +243,49 @@ class Payloads:
             or run.metadata
             or run.environment
             or self.environment
+            or run.passed_steps != len(run.steps)
             or mapping.test_result_of(getattr(run.scenario, "status", None)) != "passed"
-        ):
-            return None
-        starts, ends, offset = run.step_starts, run.step_ends, clock.epoch_offset_ns
-        times = []
-        passed = None  # the status object that means "passed" (the same for every step)
-        for index, step in enumerate(run.steps):
-            start, end, status = starts.get(index), ends.get(index), step.status
-            if start is None or end is None:
-                return None
-            if status is not passed:
-                if mapping.step_result_of(status) != "passed":
-                    return None
-                passed = status
-            times.append((offset + start) // 1_000_000)
-            times.append((offset + end) // 1_000_000)
-        return times
+        )
 
     def _steps(self, run, clock: Clock) -> tuple[list[list], list[dict]]:
         """[result, started_at, finished_at(, failure)] per step, and the test's failures."""
         steps, failures = [], []
-        starts, ends, hook_failures = run.step_starts, run.step_ends, run.step_hook_failures
+        starts, ends = run.step_starts, run.step_ends
         offset = clock.epoch_offset_ns  # epoch_ms(), inlined: this runs for every step
         for index, step in enumerate(run.steps):
-            status = step.status
-            result = mapping.step_result_of(status)
             start, end = starts.get(index), ends.get(index)
             if start is not None and end is not None:
-                item = [result, (offset + start) // 1_000_000, (offset + end) // 1_000_000]
-            else:
-                item = [result, None, None]
-            if result != "passed" or index in hook_failures:
-                lines = hook_failures.get(index) or mapping.step_failure_lines(
-                    step, mapping.status_name(status)
+                item = self.step_item(
+                    run, index, step, (offset + start) // 1_000_000, (offset + end) // 1_000_000
                 )
-                if lines:
-                    if result == "passed":
-                        item[0] = "failed"
-                    item.append("\n".join(lines))
-                    failures.append(
-                        {"backtrace": [f"Step failed: {step.keyword} {step.name}"] + lines}
-                    )
+            else:
+                item = self.step_item(run, index, step, None, None)
+            if len(item) > 3:
+                failures.append(
+                    {
+                        "backtrace": [f"Step failed: {step.keyword} {step.name}"]
+                        + item[3].split("\n")
+                    }
+                )
             steps.append(item)
         return steps, failures
+
+    @staticmethod
+    def step_item(run, index: int, step, started_at, finished_at) -> list:
+        """[result, started_at, finished_at(, failure)] of one step of a test."""
+        status = step.status
+        result = mapping.step_result_of(status)
+        item = [result, started_at, finished_at]
+        hook_failures = run.step_hook_failures
+        if result != "passed" or index in hook_failures:
+            lines = hook_failures.get(index) or mapping.step_failure_lines(
+                step, mapping.status_name(status)
+            )
+            if lines:
+                if result == "passed":
+                    item[0] = "failed"
+                item.append("\n".join(lines))
+        return item
 
     # -- hooks ------------------------------------------------------------------
     def hook_subject(self, name: str, args: tuple, test, feature) -> dict:
@@ -300,7 +315,7 @@ class Payloads:
     def hook_start(self, name: str, func, subject: dict, test, started_at: str) -> dict:
         from .hookwatch import hook_location
 
-        file_name, line = hook_location(func, self.cwd)
+        file_name, line = hook_location(func, self.cwd, self.root)
         body = {
             "hook_type": name,
             "name": subject["label"],
@@ -320,13 +335,19 @@ class Payloads:
             "hook_type": record.name,
             "result": "failed" if record.failure else "passed",
             "finished_at": clock.epoch_ms(end_ns),
-            "file_name": hook_location(record.func, self.cwd)[0],
+            "file_name": hook_location(record.func, self.cwd, self.root)[0],
             "scopes": record.subject["scopes"],
             "duration_in_ms": max(1, duration_ms(record.start_ns, end_ns)),
         }
         if record.failure:
             body["failure"] = [{"backtrace": record.failure}]
         return body
+
+
+def behave_name(node) -> str:
+    """A scenario's (or hook subject's) name as behave has it, trimmed at the ends only:
+    inner spacing is part of a test's identity in TRA's history."""
+    return str(getattr(node, "name", "") or "").strip()
 
 
 def _prefix_in_repo(cwd: str, repo_root: str | None) -> str | None:

@@ -8,7 +8,7 @@ import socket
 import sys
 from pathlib import Path
 
-from . import __version__, api, ci, coordination, host, journal, vcs
+from . import __version__, api, ci, coordination, host, journal, private_dirs, vcs
 from .capture import OutputCapture
 from .clock import Clock
 from .config import Settings, load_settings
@@ -29,8 +29,9 @@ def warn(line: str) -> None:
 
 
 def open_outbox(settings: Settings, cwd: str) -> Outbox:
-    """The journal goes to the configured directory; if that cannot be written, to the
-    system's temporary directory, with a line that says so."""
+    """The journal goes to the configured directory; if that cannot be written, to this
+    user's directory in the system's temporary directory, or to a fresh private one when
+    that is not safe to use (private_dirs), with one line that says so."""
     run_id = journal.new_run_id()
     base = Path(settings.journal_dir)
     if not base.is_absolute():
@@ -38,11 +39,11 @@ def open_outbox(settings: Settings, cwd: str) -> Outbox:
     try:
         return Outbox(base / run_id)
     except OSError as exc:
-        import tempfile  # only here: it costs a few ms of every run's start
-
-        fallback = Path(tempfile.gettempdir()) / "behave-bstack" / run_id
+        fallback, refused = private_dirs.journal_fallback(run_id)
+        why = f"; not using {refused}" if refused else ""
         warn(
-            f"behave-bstack: cannot write the journal in {base} ({exc.strerror}); using {fallback}"
+            f"behave-bstack: cannot write the journal in {base} ({exc.strerror}){why}; "
+            f"using {fallback}"
         )
         return Outbox(fallback)
 
@@ -56,7 +57,9 @@ class ReportingSession:
         self.outbox = open_outbox(settings, cwd)
         self._own_logging()
         repo_root = vcs.repo_root(cwd)
-        self.payloads = Payloads(cwd, repo_root, settings.environment)
+        self.payloads = Payloads(
+            cwd, repo_root, settings.environment, root=settings.project_root or cwd
+        )
         self.tracker = Tracker(
             self.payloads,
             self.outbox,
@@ -101,6 +104,12 @@ class ReportingSession:
         the build itself, as a CI shard on another machine does."""
         try:
             return coordination.Participation(key, outer_pid=self.outer_pid)
+        except private_dirs.Refused as exc:
+            warn(
+                f"behave-bstack: not using {exc}; this process finishes the build "
+                "without waiting for the others of its run"
+            )
+            return None
         except Exception as exc:  # noqa: BLE001 - e.g. LocksUnavailable, a missing os call
             why = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
             warn(

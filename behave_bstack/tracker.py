@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from . import mapping
 from .capture import Sink, attachment_entry, behave_captured, log_entries, metadata_from_tags
 from .clock import Clock, duration_ms
-from .drafts import SOURCE, passed_finish_line, start_line
+from .drafts import SOURCE, STEP_TEMPLATE, passed_finish_line, start_line
 
 LOGS_PER_CALL = 500  # the API's limit per logs call
 SCENARIO_HOOKS = frozenset({"before_scenario", "after_scenario"})
@@ -64,7 +64,13 @@ class TestRun:
     environment: dict[str, str] = field(default_factory=dict)
     cleanup_failures: list[list[str]] = field(default_factory=list)
     forced_result: str | None = None
+    # The steps behave announced (formatter.step, after before_scenario): what it runs
+    # and reports, whatever hooks did to the model; see final_steps().
     steps: list = field(default_factory=list)
+    # The line of every step the journal's reader gives this test (the file's steps), or
+    # None when its start was described in full: the finish then names its steps.
+    file_step_lines: list | None = None
+    passed_steps: int = 0  # steps journaled as passed (step records) so far
 
 
 class Tracker:
@@ -88,11 +94,15 @@ class Tracker:
         self.report_excluded = report_excluded
         self.config = None
         self.runner = None
+        self.formatter = None  # ours: tells our runner from a behave run inside a step
+        self._other_runners: set[int] = set()
+        self._passed_status = None  # behave's status object for a passed step, once seen
         self.capture = None  # an OutputCapture while logs are collected
         self.feature = None
         self.current: TestRun | None = None
         self.container_failures: dict[int, tuple[str, list[str]]] = {}
         self.features_seen: list = []
+        self.file_steps: dict[int, list] = {}  # id(scenario) -> its file's step lines
         self._ids = itertools.count(1)
         self.counts = {"tests": 0, "hooks": 0, "logs": 0}
         self.active_hooks: list[HookCall] = []
@@ -119,6 +129,10 @@ class Tracker:
         self.features_seen.append(feature)
         scenarios = _walk_scenarios(feature)
         self.index_feature(feature, scenarios)
+        # As the file gives them, before any hook of this feature could change the model
+        # (behave 1.3 announces a feature before before_feature runs).
+        lines_of = mapping.StepLines().of
+        self.file_steps = {id(s): lines_of(s) for s in scenarios}
         for scenario in scenarios:
             if getattr(scenario, "should_skip", False):  # (status is computed: slower)
                 # Skipped before anything ran: deselected by a file:line location (behave
@@ -157,6 +171,8 @@ class Tracker:
 
     # -- scenarios ------------------------------------------------------------
     def scenario_entered(self, scenario, runner) -> None:
+        if runner is not self.runner and not self._is_our_runner(runner):
+            return  # a behave run started inside one of our steps: not ours to report
         if self.config is None:
             self.config = getattr(runner, "config", None)
         if not self.is_selected(scenario) and not self.report_excluded:
@@ -176,6 +192,22 @@ class Tracker:
             return
         if self.is_selected(scenario) or self.report_excluded:
             self.start_test(scenario)
+
+    def _is_our_runner(self, runner) -> bool:
+        """The runner our formatter belongs to; another one runs a behave run inside a
+        step (tools that test step libraries do), whose scenarios are not ours."""
+        if id(runner) in self._other_runners:
+            return False
+        formatters = getattr(runner, "formatters", None)
+        if self.runner is None and (self.formatter is None or formatters is None):
+            self.runner = runner  # no better way to tell: the first one seen
+            return True
+        if self.formatter is not None and formatters is not None:
+            if any(f is self.formatter for f in formatters):
+                self.runner = runner
+                return True
+        self._other_runners.add(id(runner))
+        return False
 
     def is_selected(self, scenario) -> bool:
         if getattr(scenario, "_bstack_deselected", False):
@@ -203,7 +235,6 @@ class Tracker:
         ref = self.next_ref("t")
         payloads = self.payloads
         run = TestRun(ref, scenario, feature, start_ns, None)
-        run.steps = list(getattr(scenario, "all_steps", None) or ())
         for extras in (self.run_extras, self.feature_extras):
             if extras["metadata"] or extras["environment"]:
                 for key, values in extras["metadata"].items():
@@ -216,6 +247,8 @@ class Tracker:
         self.current = run
         started_at = self.clock.epoch_ms(start_ns)
         reference = payloads.reference(scenario)
+        if reference is not None:
+            run.file_step_lines = self.file_steps.get(id(scenario))
         plain = reference is not None and not payloads.environment and self.direct_forms
         if plain and type(reference[2]) is int:
             # The usual case: the journal already holds the feature file's lines, so the
@@ -228,7 +261,9 @@ class Tracker:
             self.outbox.emit("test_start", body, ref, extras={"scenario": reference})
         else:
             body = {**payloads.common_of(run), "started_at": started_at}
-            extras = payloads.start_extras(scenario, mapping.rule_of(scenario), run.steps)
+            # Its steps are named by the finish: asking for them now would make behave
+            # copy the Background steps before before_scenario could change them.
+            extras = payloads.start_extras(scenario, mapping.rule_of(scenario), [])
             self.outbox.emit("test_start", body, ref, extras=extras)
         self.counts["tests"] += 1
         return run
@@ -241,26 +276,34 @@ class Tracker:
         clock = self.clock
         end_ns = clock.now() if end_ns is None else end_ns
         self._emit_test_logs(run, end_ns)
-        step_times = self.payloads.passed_step_times(run, clock) if self.direct_forms else None
-        if step_times is not None:  # most tests: formatted directly
+        steps = run.steps
+        if not steps:  # none announced: skipped before behave showed them, or never run
+            steps = run.steps = list(getattr(run.scenario, "all_steps", None) or ())
+        file_lines = run.file_step_lines
+        as_in_file = file_lines is not None and file_lines == [step.line for step in steps]
+        if as_in_file and self.direct_forms and self.payloads.plain_pass(run):
+            # Most tests: formatted directly; its steps' records say the rest.
             duration = max(1, duration_ms(run.start_ns, end_ns))
             self.outbox.writer.append_formatted(
-                passed_finish_line,
-                run.ref,
-                clock.epoch_ms(end_ns),
-                duration,
-                step_times,
-                run.hook_refs,
+                passed_finish_line, run.ref, clock.epoch_ms(end_ns), duration, run.hook_refs
             )
             return
-        body, steps = self.payloads.test_finish(run, end_ns, clock)
+        body, results = self.payloads.test_finish(run, end_ns, clock)
         links = {"hooks": [{"$ref": r} for r in run.hook_refs]} if run.hook_refs else None
-        self.outbox.emit("test_finish", body, run.ref, links, extras={"steps": steps})
+        extras = {"steps": results}
+        if not as_in_file:  # the steps behave ran are not the file's: name them
+            extras["templates"] = self.payloads.step_templates(steps)
+        self.outbox.emit("test_finish", body, run.ref, links, extras=extras)
 
     def _emit_test_logs(self, run: TestRun, end_ns: int) -> None:
         """The test's own output, and what behave's capture kept of it and of its hooks."""
         entries = run.sink.drain()
-        captured = behave_captured(run.scenario, self.runner) if self.capture is not None else []
+        capture = self.capture
+        captured = behave_captured(run.scenario, self.runner) if capture is not None else []
+        if captured and capture.emitted_lines:  # records, not output: already taken
+            captured = [(p, lv, t) for p, lv, t in _without_emitted(captured, capture) if t]
+        if capture is not None and capture.emitted_lines:
+            capture.emitted_lines = {}
         if not (entries or captured):
             return  # the usual case
         by_hook: dict[str, list] = {}
@@ -344,11 +387,25 @@ class Tracker:
         index = run.step_cursor
         if index >= len(steps) or steps[index] is not step:
             index = next((i for i, s in enumerate(steps) if s is step), index)
-        if index not in run.step_ends:
-            run.step_ends[index] = now
-        if index not in run.step_starts:
-            run.step_starts[index] = now
+        end = run.step_ends.get(index)
+        if end is None:
+            end = run.step_ends[index] = now
+        start = run.step_starts.get(index)
+        if start is None:
+            start = run.step_starts[index] = now
         run.step_cursor = index + 1
+        # Journaled as it happens: a process killed later in this test still reports it.
+        offset = self.clock.epoch_offset_ns
+        started, finished = (offset + start) // 1_000_000, (offset + end) // 1_000_000
+        status = step.status
+        if status is not self._passed_status and mapping.step_result_of(status) == "passed":
+            self._passed_status = status  # one object for every passed step
+        if status is self._passed_status and index not in run.step_hook_failures:
+            run.passed_steps += 1
+            self.outbox.writer.append_template(STEP_TEMPLATE, run.ref, index, started, finished)
+        else:
+            item = self.payloads.step_item(run, index, step, started, finished)
+            self.outbox.writer.append("step", None, run.ref, step=[index, *item])
 
     # -- hooks ----------------------------------------------------------------
     def on_hook(self, name: str, func, args: tuple, call):
@@ -397,10 +454,9 @@ class Tracker:
                 test.hooks_by_name.setdefault(name, ref)
             else:
                 self.container_hooks.setdefault(name, ref)
-        if name == "after_step" and test is not None:
+        if name == "after_step" and test is not None and _is_current_step(test, args):
             # The step body ended when after_step began: step times exclude step hooks.
-            index = max(test.step_cursor, 0)
-            test.step_ends.setdefault(index, now)
+            test.step_ends.setdefault(test.step_cursor, now)
         return HookCall(ref, name, func, args, now, test, subject, journaled)
 
     def hook_end(self, record: HookCall, exc: BaseException | None) -> None:
@@ -414,7 +470,11 @@ class Tracker:
                 for i, line in enumerate(mapping.describe_exception(exc))
             ]
             self._note_hook_failure(record)
-        if record.name == "before_step" and test is not None:
+        if (
+            record.name == "before_step"
+            and test is not None
+            and _is_current_step(test, record.args)
+        ):
             test.step_starts[test.step_cursor] = now  # the body starts after before_step
         if record.name in STEP_HOOKS and not record.journaled:
             if exc is None or self.step_hooks == "off":
@@ -500,6 +560,19 @@ def _walk_scenarios(feature) -> list:
     if walk is not None:
         return list(walk())
     return list(getattr(feature, "scenarios", ()))
+
+
+def _without_emitted(captured: list, capture) -> list:
+    return [
+        (part, level, capture.without_emitted(text).strip("\n")) for part, level, text in captured
+    ]
+
+
+def _is_current_step(test: TestRun, args: tuple) -> bool:
+    """Is a step hook's step the test's current one, not a step that
+    context.execute_steps() runs inside it (behave calls step hooks for those too)?"""
+    steps, cursor = test.steps, test.step_cursor
+    return not args or cursor >= len(steps) or steps[cursor] is args[0]
 
 
 def _container_key(name: str, args: tuple, feature) -> int:

@@ -90,7 +90,8 @@ def make_suite(root: Path, scenarios: int, per_feature: int = 100) -> Path:
 
 
 def start_server(latency_ms: int = 0) -> tuple[subprocess.Popen, str]:
-    port_file = Path(tempfile.mktemp(prefix="bstack-port-"))
+    port_file = Path(tempfile.mkdtemp(prefix="bstack-port-")) / "port"  # not mktemp: a name
+    # another account could take first, and answer with its own port
     cmd = [
         sys.executable,
         "-m",

@@ -9,6 +9,7 @@ from helpers import DEMO_ARGS, FORMATTER
 
 from behave_bstack import journal
 from behave_bstack.drafts import (
+    STEP_TEMPLATE,
     Expander,
     expand_steps,
     passed_finish_line,
@@ -93,20 +94,25 @@ def _lines(run_dir: Path) -> list[dict]:
 def test_the_directly_formatted_forms_equal_the_encoded_ones(tmp_path: Path) -> None:
     direct = journal.JournalWriter(tmp_path / "direct")
     direct.append_formatted(start_line, "t7", ["s2", 4, 40], 1795915110805)
-    direct.append_formatted(passed_finish_line, "t7", 1795915110900, 95, [1, 2, 2, 30], [])
-    direct.append_formatted(passed_finish_line, "t8", 1795915110900, 1, [], ["h1", "h2"])
+    direct.append_template(STEP_TEMPLATE, "t7", 0, 1, 2)
+    direct.append_template(STEP_TEMPLATE, "t7", 1, 2, 30)
+    direct.append_formatted(passed_finish_line, "t7", 1795915110900, 95, [])
+    direct.append_formatted(passed_finish_line, "t8", 1795915110900, 1, ["h1", "h2"])
     direct.close()
     encoded = journal.JournalWriter(tmp_path / "encoded")
     encoded.append("test_start", {"started_at": 1795915110805}, "t7", scenario=["s2", 4, 40])
+    encoded.append("step", None, "t7", step=[0, "passed", 1, 2])
+    encoded.append("step", None, "t7", step=[1, "passed", 2, 30])
     body = {"result": "passed", "finished_at": 1795915110900, "duration_in_ms": 95}
-    encoded.append("test_finish", body, "t7", steps=[["passed", 1, 2], ["passed", 2, 30]])
+    encoded.append("test_finish", body, "t7", steps="journaled")
     body = {"result": "passed", "finished_at": 1795915110900, "duration_in_ms": 1}
     encoded.append(
-        "test_finish", {**body, "hooks": [{"$ref": "h1"}, {"$ref": "h2"}]}, "t8", steps=[]
+        "test_finish", {**body, "hooks": [{"$ref": "h1"}, {"$ref": "h2"}]}, "t8", steps="journaled"
     )
     encoded.close()
     assert _lines(tmp_path / "direct") == _lines(tmp_path / "encoded")
-    assert passed_finish_line(1, "t1", 5, 1, [], []).endswith(b"\n")
+    assert passed_finish_line(1, "t1", 5, 1, []).endswith(b"\n")
+    assert STEP_TEMPLATE.endswith("\n")
 
 
 def _normalized_events(run_dir: Path) -> list[dict]:

@@ -15,7 +15,8 @@ from behave_bstack import payloads, tracker
     "target, method",
     [
         (payloads.Payloads, "test_finish"),
-        (payloads.Payloads, "passed_step_times"),
+        (payloads.Payloads, "plain_pass"),
+        (payloads.Payloads, "step_item"),
         (tracker.Tracker, "scenario_entered"),
         (tracker.Tracker, "scenario_left"),
         (tracker.Tracker, "scenario_announced"),

@@ -7,6 +7,7 @@ sent twice, whoever (the orphaned uploader or a later upload) does it.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -50,6 +51,21 @@ def spawn_and_block(srv, root: Path, where: str, **env: str) -> fk.Spawned:
         behave.kill()
         raise
     return behave
+
+
+def assert_steps_kept(test, results: list[str], texts: list[str]) -> None:
+    """A test closed as interrupted keeps what it had done: the steps that finished
+    before the kill with their results and times, the rest skipped, and its duration up
+    to the last of them."""
+    steps = test.finish["meta"]["steps"]
+    assert [s["result"] for s in steps] == results
+    assert [s["text"] for s in steps] == texts
+    done = [s for s in steps if s["result"] != "skipped"]
+    for step in done:
+        assert step["started_at"] <= step["finished_at"] and step["duration"] >= 0
+    assert all("started_at" not in s for s in steps if s["result"] == "skipped")
+    assert test.finish["duration_in_ms"] >= 1
+    assert test.finish["finished_at"] >= max(s["finished_at"] for s in done)
 
 
 def interrupted(record) -> bool:
@@ -116,6 +132,7 @@ def test_sigkill_behave_and_uploader_then_upload(srv, tmp_path):
     (test,) = runs_named(srv, fk.scenario_name(BLOCKED))
     assert interrupted(test)
     assert test.finish["finished_at"] >= test.start["started_at"]
+    assert_steps_kept(test, ["passed", "skipped"], [f"step {BLOCKED} passes", "the run blocks"])
     fk.assert_exactly_once(srv, run_dir, min_tests=BLOCKED + 1)
     assert_nothing_left(srv, run_dir)
     # The journal itself records the closing: the finishes were appended to it.
@@ -187,7 +204,7 @@ def test_unwritable_journal_dir_falls_back_with_one_line(srv, tmp_path):
     lines = [line for line in run.stderr.splitlines() if "cannot write the journal" in line]
     assert len(lines) == 1, run.stderr
     assert str(blocker / "sub") in lines[0]
-    run_dir = fk.only_run_dir(temp / "behave-bstack")
+    run_dir = fk.only_run_dir(temp / f"behave-bstack-{os.getuid()}" / "journal")
     assert str(run_dir) in lines[0]
     fk.assert_exactly_once(srv, run_dir, min_tests=8)
 

@@ -40,8 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.latency_ms:
             srv.faults.latency(args.latency_ms)
         if args.port_file:
-            tmp = f"{args.port_file}.{os.getpid()}.tmp"
-            with open(tmp, "w") as fh:
+            # A fresh name (mkstemp: O_EXCL, owner-only) beside it, not a predictable one
+            # that another account could have put a symbolic link at.
+            import tempfile
+
+            folder, name = os.path.split(os.path.abspath(args.port_file))
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            with os.fdopen(fd, "w") as fh:
                 fh.write(f"{srv.port}\n")
             os.replace(tmp, args.port_file)
         print(f"TRA emulator listening on {srv.url} (user={args.user})", flush=True)
