@@ -22,7 +22,7 @@ if os.environ.get("BSTACK_SIMULATE_PLATFORM"):
     )
     import simplatform
 
-    simplatform.install_from_env()
+    simplatform.install_from_env(keep_ids=True)  # (the tests' tools use os.getuid)
 
 from behave_bstack.emulator.server import TraServer  # noqa: E402
 

@@ -5,7 +5,9 @@ test starts, behave, the uploader, `behave-bstack`) and by tests/conftest.py in 
 process itself, when BSTACK_SIMULATE_PLATFORM is set:
 
 - the modules only Unix has cannot be imported (fcntl, resource, termios, ...);
-- os.pread/os.pwrite, os.uname and mmap.MAP_SHARED are gone (Windows has none of them);
+- os.pread/os.pwrite, os.uname and mmap.MAP_SHARED are gone (Windows has none of them),
+  and so are os.getuid/geteuid/getgid/getegid, except in the pytest process, whose own
+  tools use them (behave, the uploader and `behave-bstack` run as subprocesses without);
 - /proc and /sys cannot be read by behave_bstack's code (macOS and Windows have neither;
   the tests' own tools, e.g. faultkit finding the uploader's pid, still read them);
 - os.getppid() keeps answering the parent a process started with, as on Windows, where it
@@ -120,7 +122,7 @@ def _guard_open(original):
     return guarded
 
 
-def install(mode: str = "windows") -> None:
+def install(mode: str = "windows", keep_ids: bool = False) -> None:
     if getattr(sys, "_bstack_simulated_platform", None):
         return
     if mode not in MODES:
@@ -141,7 +143,10 @@ def install(mode: str = "windows") -> None:
             loaded._lock_api = lambda: ("msvcrt", stand_in)
         else:
             sys.meta_path.insert(0, _PatchPortable(stand_in))
-    for name in ("pread", "pwrite", "uname"):
+    removed = ("pread", "pwrite", "uname")
+    if not keep_ids:
+        removed += ("getuid", "geteuid", "getgid", "getegid")
+    for name in removed:
         if hasattr(os, name):
             delattr(os, name)
     if hasattr(mmap, "MAP_SHARED"):
@@ -157,7 +162,7 @@ def install(mode: str = "windows") -> None:
             handle.write(f"{mode} {' '.join(getattr(sys, 'orig_argv', sys.argv))}\n")
 
 
-def install_from_env() -> None:
+def install_from_env(keep_ids: bool = False) -> None:
     mode = os.environ.get("BSTACK_SIMULATE_PLATFORM")
     if mode:
-        install(mode)
+        install(mode, keep_ids)
