@@ -3,6 +3,7 @@
     upload   send what journals still hold        status  one line per journal
     show     a run from its journal, as a tree    doctor  configuration and connectivity
     build    start/finish a build shared by runs  serve   the local TRA emulator
+    clean    remove fully delivered journals
 
 Every message goes through Console, which hides the access key wherever it might show up
 (even in --debug tracebacks).  Errors are one line on stderr; see EXIT_CODES.
@@ -33,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import __version__, host, journal, journal_view
 from .config import Settings, load_settings
-from .routes import BUILD_URL, ROUTES, path_for
+from .routes import ROUTES, build_url, path_for
 from .transport import Response, Transport, TransportError
 
 PROG = "behave-bstack"
@@ -101,7 +102,7 @@ class _LogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.console.err(f"debug: {record.getMessage()}")
+            self.console.err(f"{PROG}: debug: {record.getMessage()}")
         except Exception:  # noqa: BLE001 - logging must never end the command
             pass
 
@@ -128,7 +129,7 @@ class Context:
 
     def warn_problems(self) -> None:
         for problem in self.settings.problems:
-            self.err(f"{PROG}: warning: {problem}")
+            self.err(f"{PROG}: {problem}")
 
 
 # --------------------------------------------------------------------------- settings
@@ -215,7 +216,10 @@ def need_sending_settings(ctx: Context) -> None:
     settings = ctx.settings
     if not settings.api_url_ok:
         why = next((p for p in settings.problems if "api_url" in p or "API" in p), None)
-        raise CliError(why or f"the API URL {settings.api_url!r} is refused", EXIT_USAGE)
+        raise CliError(
+            why or f"the API URL {settings.api_url!r} is not allowed (see the problems above)",
+            EXIT_USAGE,
+        )
     if not settings.has_credentials:
         raise CliError(NO_CREDENTIALS, EXIT_USAGE)
 
@@ -290,13 +294,48 @@ def cmd_status(ctx: Context) -> int:
     else:
         for state in states:
             ctx.out(journal_view.status_line(state))
-    return EXIT_FAILED if any(s.pending or s.failed for s in states) else EXIT_OK
+    return EXIT_FAILED if any(s.needs_upload or s.failed for s in states) else EXIT_OK
 
 
 def cmd_show(ctx: Context) -> int:
     run_dir = resolve_run(ctx.args.run, ctx.journal_dir(), ctx.cwd)
     for line in journal_view.render_view(journal_view.load_view(run_dir), ctx.args.logs):
         ctx.out(line)
+    return EXIT_OK
+
+
+def cmd_clean(ctx: Context) -> int:
+    """Remove fully delivered journals (with --all: every journal not in use)."""
+    from .housekeeping import remove
+
+    journal_dir = ctx.journal_dir()
+    states = [journal_view.read_state(d) for d in journal.run_directories(journal_dir)]
+    chosen, kept = [], []
+    for state in states:
+        if state.state == "running":
+            kept.append((state, "its behave run is still going"))
+        elif ctx.args.all or state.fully_delivered:
+            chosen.append(state)
+        else:
+            why = f"{state.pending_total} pending" if state.pending_total else ""
+            if state.failed:
+                why += (", " if why else "") + f"{state.failed} refused"
+            kept.append((state, why or "not fully delivered"))
+    verb = "would remove" if ctx.args.dry_run else "removed"
+    removed = 0
+    for state in chosen:
+        what = "fully delivered" if state.fully_delivered else f"{state.pending_total} pending"
+        if ctx.args.dry_run or remove(state.run_dir):
+            removed += 1
+            ctx.out(f"{verb} {state.run_dir} ({what})")
+        else:
+            kept.append((state, "another process is delivering it"))
+    for state, why in kept:
+        ctx.out(f"kept {state.run_dir} ({why})")
+    ctx.out(
+        f"{verb} {journal_view.plural(removed, 'journal')}, kept {len(kept)}"
+        + ("" if ctx.args.all or not kept else " (`--all` removes those not in use too)")
+    )
     return EXIT_OK
 
 
@@ -316,7 +355,10 @@ def cmd_upload(ctx: Context) -> int:
         if state.needs_upload:
             todo.append(state)
         elif ctx.args.runs:
-            ctx.out(f"{state.run_id}: nothing to send ({state.acknowledged} calls acknowledged)")
+            ctx.out(
+                f"{state.run_id}: nothing to send "
+                f"({journal_view.plural(state.acknowledged, 'call')} acknowledged)"
+            )
     if not todo:
         if not ctx.args.runs:
             ctx.out(f"nothing to upload: no journal in {journal_dir} holds unsent calls")
@@ -324,15 +366,18 @@ def cmd_upload(ctx: Context) -> int:
 
     options = transport_options(ctx.settings)
     deadline = time.monotonic() + ctx.args.timeout
-    totals = {"journals": 0, "sent": 0, "refused": 0, "pending": 0, "skipped": 0}
+    totals = {"journals": 0, "incomplete": 0, "sent": 0, "refused": 0, "pending": 0, "skipped": 0}
     stop: tuple[str, int] | None = None
     for state in todo:
         left = deadline - time.monotonic()
         if stop or left <= 0:
             why = stop[0] if stop else f"the {ctx.args.timeout:g} s timeout passed"
-            ctx.out(f"{state.run_id}: not tried ({why}); {state.pending} calls pending")
+            ctx.out(
+                f"{state.run_id}: not tried ({why}); "
+                f"{journal_view.plural(state.pending_total, 'call')} pending"
+            )
             totals["skipped"] += 1
-            totals["pending"] += state.pending
+            totals["pending"] += state.pending_total
             continue
         if state.writer_alive:
             ctx.out(f"{state.run_id}: skipped: the behave run writing it is still going")
@@ -350,10 +395,13 @@ def cmd_upload(ctx: Context) -> int:
         after = journal_view.read_state(state.run_dir)
         sent = after.acknowledged - state.acknowledged
         refused = sum((report.get("failed") or {}).values())
-        totals["journals"] += 1
+        if after.pending or after.needs_upload:
+            totals["incomplete"] += 1  # tried, not all of it delivered: not "uploaded"
+        else:
+            totals["journals"] += 1
         totals["sent"] += sent
         totals["refused"] += refused
-        totals["pending"] += after.pending
+        totals["pending"] += after.pending_total
         ctx.out(upload_line(after, report, sent, refused))
         for reason in (report.get("reasons") or [])[:3]:
             ctx.out(f"    refused: {journal_view.first_line(reason)}")
@@ -363,9 +411,14 @@ def cmd_upload(ctx: Context) -> int:
             stop = (f"delivery stopped: {journal_view.first_line(stopped)}", code)
     ctx.out(
         f"total: {journal_view.plural(totals['journals'], 'journal')} uploaded, "
-        f"{totals['sent']} calls delivered, {totals['refused']} refused, "
+        + (f"{totals['incomplete']} incomplete, " if totals["incomplete"] else "")
+        + f"{journal_view.plural(totals['sent'], 'call')} delivered, {totals['refused']} refused, "
         f"{totals['pending']} pending"
-        + (f", {totals['skipped']} journals skipped" if totals["skipped"] else "")
+        + (
+            f", {journal_view.plural(totals['skipped'], 'journal')} skipped"
+            if totals["skipped"]
+            else ""
+        )
     )
     if stop:
         ctx.err(f"{PROG}: {stop[0]} (everything unsent stays in the journal)")
@@ -377,8 +430,8 @@ def cmd_upload(ctx: Context) -> int:
 def upload_line(state: journal_view.JournalState, report: dict, sent: int, refused: int) -> str:
     delivered = report.get("delivered") or {}
     line = (
-        f"{state.run_id}: {sent} calls delivered, {refused} refused, "
-        f"{state.pending} pending (tests {delivered.get('test_finish', 0)}/{state.tests}, "
+        f"{state.run_id}: {journal_view.plural(sent, 'call')} delivered, {refused} refused, "
+        f"{state.pending_total} pending (tests {delivered.get('test_finish', 0)}/{state.tests}, "
         f"hook runs {delivered.get('hook_finish', 0)}/{state.hooks}, "
         f"{journal_view.plural(report.get('log_entries', 0), 'log entry', 'log entries')})"
     )
@@ -423,7 +476,7 @@ def cmd_build_start(ctx: Context) -> int:
         build_id = send(client, "build_start", body)["build_hashed_id"]
     finally:
         client.close()
-    url = BUILD_URL.format(build=build_id)
+    url = build_url(build_id, settings.api_url)
     if args.json:
         ctx.out(json.dumps({"build_hashed_id": build_id, "build_url": url}))
     else:
@@ -445,7 +498,7 @@ def cmd_build_finish(ctx: Context) -> int:
         send(client, "build_finish", {"finished_at": now_ms()}, build=build_id)
     finally:
         client.close()
-    url = BUILD_URL.format(build=build_id)
+    url = build_url(build_id, ctx.settings.api_url)
     if ctx.args.json:
         ctx.out(json.dumps({"build_hashed_id": build_id, "build_url": url, "finished": True}))
     else:
@@ -669,7 +722,7 @@ def live_check(settings: Settings) -> str:
         send(client, "build_finish", {"finished_at": now_ms()}, build=build_id)
     finally:
         client.close()
-    return BUILD_URL.format(build=build_id)
+    return build_url(build_id, settings.api_url)
 
 
 def cmd_doctor(ctx: Context) -> int:
@@ -706,7 +759,7 @@ def cmd_doctor(ctx: Context) -> int:
     checks: list[Check] = []
     if not settings.api_url_ok:
         detail = next((p for p in settings.problems if "api_url" in p or "API" in p), "")
-        checks.append(Check("URL", False, f"refused: {detail or settings.api_url}"))
+        checks.append(Check("URL", False, f"not allowed: {detail or settings.api_url}"))
     else:
         checks = network_checks(settings)
     for check in checks:
@@ -746,8 +799,13 @@ def cmd_serve(ctx: Context) -> int:
     from .emulator import TraServer
 
     args = ctx.args
+    printing = threading.Lock()  # held while the exports print: call lines come after them
+    printing.acquire()
+    holding = True
     try:
         server = TraServer(username=args.user, access_key=args.key, host=args.host, port=args.port)
+        if not args.quiet:
+            server.on_call = _call_printer(ctx, server, printing)
         server.start()
     except ValueError as exc:  # not a loopback address
         raise CliError(str(exc), EXIT_USAGE) from None
@@ -767,18 +825,39 @@ def cmd_serve(ctx: Context) -> int:
             # The emulator's own key, chosen on this command line: not a BrowserStack secret.
             ctx.console.stdout.write(f"export BROWSERSTACK_ACCESS_KEY={shlex.quote(args.key)}\n")
             ctx.console.stdout.flush()
+        ctx.out(f"# what it receives: {server.url}/ in a browser, or {server.url}/_emulator/state")
+        if not args.quiet:
+            ctx.out("# one line per call follows (--quiet: none)")
+        printing.release()
+        holding = False
         while not done.wait(0.5):
             pass
     finally:
+        if holding:  # the exports could not be printed: let the call printers go
+            printing.release()
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     state = server.state
+    plural = journal_view.plural
     ctx.err(
-        f"{PROG}: emulator stopped; it received {len(state.builds)} builds, "
-        f"{len(state.tests)} test runs, {len(state.hooks)} hook runs, {len(state.logs)} log entries"
+        f"{PROG}: emulator stopped; it received {plural(len(state.builds), 'build')}, "
+        f"{plural(len(state.tests), 'test run')}, {plural(len(state.hooks), 'hook run')}, "
+        f"{plural(len(state.logs), 'log entry', 'log entries')}"
     )
     return EXIT_OK
+
+
+def _call_printer(ctx: Context, server, printing: threading.Lock):
+    """A line per API call, whole lines only: the emulator serves calls from many threads."""
+    from .emulator.call_line import call_line
+
+    def print_call(call) -> None:
+        line = call_line(call, server.state)
+        with printing:
+            ctx.out(line)
+
+    return print_call
 
 
 # --------------------------------------------------------------------------- parser
@@ -870,7 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
         "runs",
         nargs="*",
         metavar="RUN_DIR",
-        help="journal directories or run ids (default: every journal with unsent calls)",
+        help="journal directories, run ids or `latest` (default: every journal with unsent calls)",
     )
     upload.add_argument(
         "--timeout",
@@ -888,8 +967,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="One line per journal: run id, when, what was journaled, how much the "
         "server acknowledged or refused, what is pending, and whether the run ended.",
     )
-    status.add_argument("--json", action="store_true", help="one JSON object per journal")
+    status.add_argument("--json", action="store_true", help="a JSON list, one object per journal")
     status.set_defaults(func=cmd_status)
+
+    clean = command(
+        "clean",
+        "remove fully delivered journals",
+        parents=[journal_dir],
+        description="Remove the journals whose calls the server acknowledged, every one "
+        "(nothing pending, nothing refused). Journals with unsent or refused calls, and "
+        "runs still going, are kept. After each behave run, fully delivered journals beyond "
+        "the newest keep_journals (default 20) are removed automatically.",
+    )
+    clean.add_argument(
+        "--all",
+        action="store_true",
+        help="also remove journals with unsent or refused calls (not those of running runs)",
+    )
+    clean.add_argument(
+        "--dry-run", "-n", action="store_true", help="list what would be removed; remove nothing"
+    )
+    clean.set_defaults(func=cmd_clean)
 
     show = command(
         "show",
@@ -968,12 +1066,15 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         "run the local TRA emulator in the foreground",
         description="Run a local emulator of the TRA API (it validates every call like the "
-        "real contract) to try a setup offline. Prints the exports that point behave at it.",
+        "real contract) to try a setup offline. Prints the exports that point behave at it, "
+        "then one line per API call it receives. Open its address in a browser to see the "
+        "builds and tests it received; GET /_emulator/state?calls=1 gives them as JSON.",
     )
     serve.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     serve.add_argument("--host", default="127.0.0.1", help="loopback address (127.0.0.1)")
     serve.add_argument("--user", default="bs_user", help="username it accepts (bs_user)")
     serve.add_argument("--key", default="bs_key", help="access key it accepts (bs_key)")
+    serve.add_argument("--quiet", action="store_true", help="no line per received call")
     serve.set_defaults(func=cmd_serve)
     return parser
 
@@ -1028,7 +1129,7 @@ def main(
             logger.setLevel(logging.DEBUG)
         return args.func(Context(args, console, settings, cwd, environ))
     except CliError as exc:
-        console.err(f"{exc.prog}: {exc}")
+        console.err(f"{PROG}: {exc}")  # one prefix for every message (README "Messages")
         return exc.code
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK

@@ -52,6 +52,7 @@ DEFAULT_API_URL = "https://api-automation.browserstack.com"
 DEFAULT_JOURNAL_DIR = os.path.join(".behave-bstack", "journal")
 DEFAULT_FLUSH_TIMEOUT = 30.0
 DEFAULT_REQUEST_TIMEOUT = 15.0
+DEFAULT_KEEP_JOURNALS = 20  # fully delivered journals kept; older ones are removed (0: all kept)
 CONCURRENCY_MIN, CONCURRENCY_MAX = 1, 64
 MAX_BUILD_RUN_IDENTIFIER = 64  # tra-api.md §2.1
 STEP_HOOKS_CHOICES = ("failed", "all", "off")
@@ -72,7 +73,11 @@ BUILD_NUMBER_ENV = (
 )
 YML_NAMES = ("browserstack.yml", "browserstack.yaml")
 
-_PREFIX = "bstack: "
+# Problems are plain sentences; whoever prints one puts "behave-bstack: " before it (the
+# one prefix of every message, README "Messages").  Those about browserstack.yml read
+# "<path>: <key>: <problem>".
+_PREFIX = ""
+SUGGEST_CUTOFF = 0.75  # difflib ratio an unknown setting's name needs to get a suggestion
 _BOOL_WORDS = {
     "true": True,
     "yes": True,
@@ -129,6 +134,7 @@ _SPECS: dict[str, _Spec] = {
     "build_hashed_id": _Spec("hashed_id", env=("BROWSERSTACK_BUILD_HASHED_ID",)),
     "build_tags": _Spec("tags", env=("BSTACK_BUILD_TAGS",), yml=_product_paths("buildTag")),
     "journal_dir": _Spec("dir", env=("BSTACK_JOURNAL_DIR",)),
+    "keep_journals": _Spec("count", env=("BSTACK_KEEP_JOURNALS",)),
     "flush_timeout": _Spec("seconds", env=("BSTACK_FLUSH_TIMEOUT",)),
     "request_timeout": _Spec("positive_seconds", env=("BSTACK_REQUEST_TIMEOUT",)),
     "concurrency": _Spec("concurrency", env=("BSTACK_CONCURRENCY",)),
@@ -173,6 +179,7 @@ _SHOWN_ORDER: tuple[str, ...] = (
     "build_tags",
     "project_root",
     "journal_dir",
+    "keep_journals",
     "flush_timeout",
     "request_timeout",
     "concurrency",
@@ -211,6 +218,7 @@ class Settings:
     build_hashed_id: str | None
     build_tags: tuple[str, ...]
     journal_dir: str
+    keep_journals: int
     flush_timeout: float
     request_timeout: float
     concurrency: int
@@ -256,7 +264,7 @@ class Settings:
         key = f"set ({len(self.access_key)} chars)" if self.access_key else "not set"
         api_url = _redact_url(self.api_url)
         if not self.api_url_ok:
-            api_url += " (refused, see problems)"
+            api_url += " (not allowed, see problems)"
         rows = []
         for name in _SHOWN_ORDER:
             if name == "access_key":
@@ -353,6 +361,7 @@ class _Resolver:
             build_hashed_id=get("build_hashed_id", None),
             build_tags=self._build_tags(),
             journal_dir=get("journal_dir", os.path.join(self.root, DEFAULT_JOURNAL_DIR)),
+            keep_journals=get("keep_journals", DEFAULT_KEEP_JOURNALS),
             flush_timeout=get("flush_timeout", DEFAULT_FLUSH_TIMEOUT),
             request_timeout=get("request_timeout", DEFAULT_REQUEST_TIMEOUT),
             concurrency=get("concurrency", DEFAULT_CONCURRENCY),
@@ -385,8 +394,12 @@ class _Resolver:
         for key in self.userdata:
             if not isinstance(key, str) or not key.startswith("bstack.") or key in known:
                 continue
-            close = difflib.get_close_matches(key.lower(), USERDATA_KEYS, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else ""
+            # Compared without the "bstack." every key shares (with it, anything looks close
+            # to a short key: bstack.nonsense to bstack.os).
+            names = [known_key.split(".", 1)[1] for known_key in USERDATA_KEYS]
+            suffix = key.split(".", 1)[1].lower()
+            close = difflib.get_close_matches(suffix, names, n=1, cutoff=SUGGEST_CUTOFF)
+            hint = f"; did you mean bstack.{close[0]}?" if close else ""
             self.problem(f"unknown setting {key} ignored{hint} (known: {', '.join(USERDATA_KEYS)})")
 
     # ---- browserstack.yml
@@ -438,24 +451,33 @@ class _Resolver:
             if not isinstance(data, dict):
                 reason = f"its top level is a {_yaml_type(data)}, not a mapping of settings"
         if reason:
-            self.problem(f"{self.yml_name} ({path}) could not be read: {reason} (ignored)")
+            self.yml_path = path
+            self.problem(f"{self._yml_shown()}: could not be read: {reason} (ignored)")
+            self.yml_path = None
             self.sources["config_file"] += " (not read, see problems)"
             return
         self.yml, self.yml_path = data, path
         for key in ("testReportingOptions", "testObservabilityOptions"):
             if key in data and data[key] is not None and not isinstance(data[key], dict):
-                self.problem(f"{self._yml_label((key,))} is not a mapping (ignored)")
+                self.problem(f"{self._yml_label((key,))}: not a mapping (ignored)")
         platforms = data.get("platforms")
         if platforms is not None and not (
             isinstance(platforms, list) and (not platforms or isinstance(platforms[0], dict))
         ):
-            self.problem(f"{self._yml_label(('platforms',))} is not a list of mappings (ignored)")
+            self.problem(f"{self._yml_label(('platforms',))}: not a list of mappings (ignored)")
 
     def _yml_label(self, path: _YmlPath) -> str:
         dotted = ""
         for part in path:
             dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else part)
-        return f"{self.yml_name} {dotted} ({self.yml_path})"
+        return f"{self._yml_shown()}: {dotted}"
+
+    def _yml_shown(self) -> str:
+        """The yml's path as messages show it: relative to the working directory when the
+        file is below it (browserstack.yml, ci/bs.yml), else absolute."""
+        path = self.yml_path or ""
+        inside = path.startswith(self.cwd.rstrip(os.sep) + os.sep)
+        return os.path.relpath(path, self.cwd) if inside else path
 
     def _yml_raw(self, path: _YmlPath) -> Any:
         node: Any = self.yml
@@ -488,7 +510,7 @@ class _Resolver:
             raw = [_expand(item, lookup) if isinstance(item, str) else item for item in raw]
         for name in dict.fromkeys(missing):
             self.problem(
-                f"{self._yml_label(path)} refers to ${{{name}}}, which is not set in the "
+                f"{self._yml_label(path)}: refers to ${{{name}}}, which is not set in the "
                 "environment (expanded to an empty string)"
             )
         return raw
@@ -540,14 +562,16 @@ class _Resolver:
             self.problem(f"{self._shown(spec, bad_label, raw)} {note} (using {using}{origin})")
         return value
 
-    @staticmethod
-    def _shown(spec: _Spec, label: str, raw: Any) -> str:
+    def _shown(self, spec: _Spec, label: str, raw: Any) -> str:
+        """A value and where it came from: `env X='v'`, or `<path>: <key>: 'v'` in the yml."""
+        in_yml = bool(self.yml_path) and label.startswith(f"{self._yml_shown()}: ")
         if spec.kind == "secret":
-            return label
+            return f"{label}:" if in_yml else label
         text = raw if isinstance(raw, str) else repr(raw)
         if len(text) > 80:
             text = text[:77] + "..."
-        return f"{label}={text!r}" if isinstance(raw, str) else f"{label}={text}"
+        shown = repr(text) if isinstance(raw, str) else text
+        return f"{label}: {shown}" if in_yml else f"{label}={shown}"
 
     def _parse(self, kind: str, raw: Any) -> tuple[bool, Any, str | None]:
         """(usable, value, note): a note on a usable value says how it was adjusted."""
@@ -583,6 +607,14 @@ class _Resolver:
                     clamped,
                     f"is outside {CONCURRENCY_MIN}..{CONCURRENCY_MAX} (using {clamped})",
                 )
+            return True, number, None
+        if kind == "count":
+            try:
+                number = int(text)
+            except ValueError:
+                return False, None, "is not a whole number"
+            if number < 0:
+                return False, None, "must be 0 (keep every journal) or more"
             return True, number, None
         if kind == "step_hooks":
             if text.lower() in STEP_HOOKS_CHOICES:
@@ -642,7 +674,7 @@ class _Resolver:
         if parts.scheme.lower() == "http" and not _is_loopback(host):
             self.problem(
                 f"{origin}={shown!r} uses plain http:// to a host that is not this machine; "
-                "refused because the access key would travel unencrypted, use https:// "
+                "not allowed because the access key would travel unencrypted, use https:// "
                 "(nothing is sent until it is fixed; the journal is kept)"
             )
             return url, False
@@ -683,7 +715,7 @@ class _Resolver:
                 text = _scalar_text(value)
                 if text is None:
                     if not _absent(value):
-                        self.problem(f"{self._yml_label((key,))} is not text (ignored)")
+                        self.problem(f"{self._yml_label((key,))}: not text (ignored)")
                     continue
                 custom[int(match.group(1))] = (text.strip(), self._yml_label((key,)))
         for key, value in self.environ.items():
@@ -841,6 +873,7 @@ def _default_settings(cwd: str, problem: str) -> Settings:
         build_hashed_id=None,
         build_tags=(),
         journal_dir=os.path.join(root, DEFAULT_JOURNAL_DIR),
+        keep_journals=DEFAULT_KEEP_JOURNALS,
         flush_timeout=DEFAULT_FLUSH_TIMEOUT,
         request_timeout=DEFAULT_REQUEST_TIMEOUT,
         concurrency=DEFAULT_CONCURRENCY,

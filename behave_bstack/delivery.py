@@ -12,6 +12,11 @@ many calls in flight over non-blocking connections.  The rules:
   fail alike: one outage is one backoff step); a 429's Retry-After sets it exactly.
 * 401/403 and fatal transport errors (TLS verification, proxy auth): delivery stops at
   once with one message; the journal keeps everything.
+* An unreachable API: when the server has never answered and every attempt failed to open
+  a connection (refused, a name that does not resolve, packets dropped), delivery stops
+  UNREACHABLE_AFTER seconds after its first attempt, once there is nothing left to wait
+  for (the run ended, or `upload`), instead of retrying until the flush deadline.  A server
+  that answered once is not unreachable: its failures are retried as usual.
 * Any other 4xx: that event is marked failed with the server's message, its dependants
   are marked failed too, and everything else continues.
 * build_finish goes last, after every other event is settled.
@@ -29,12 +34,17 @@ from pathlib import Path
 from . import coordination, journal
 from .defaults import DEFAULT_CONCURRENCY
 from .finalize import finalize
-from .routes import BUILD_URL, ROUTES, SENDABLE, STARTS, path_for
+from .routes import ROUTES, SENDABLE, STARTS, build_url, path_for
 from .transport import Response, Sender, Transport, TransportError
 
 log = logging.getLogger("behave_bstack")
 
 FOLLOW_WAIT = 0.01  # seconds; about 100 idle turns a second, each a read of the journal's end
+# Seconds of failing to connect, with no answer ever, after which the API counts as
+# unreachable (README "What happens when…").  Also the longest a connection may take to
+# open while nothing has answered, and retries come at least every UNREACHABLE_RETRY s.
+UNREACHABLE_AFTER = 5.0
+UNREACHABLE_RETRY = 2.0
 FAILED = object()  # the id of a start that the server refused for good
 DEFER = "defer"
 
@@ -122,6 +132,14 @@ class Delivery:
         self.tally = Tally()
         self.sender: Sender | None = None
         self.open_runs: dict[str, dict] = {}  # ref -> start event, until its finish is journaled
+        # Reachability: has any call had an HTTP answer, when was the first sent, and the
+        # last failure to connect (None once something else happened).
+        self.answered = False
+        self.first_sent_at: float | None = None
+        self.connect_error: str | None = None
+        self.may_give_up = False  # nothing more will be journaled: unreachable ends delivery
+        if transport is not None:
+            transport.connect_timeout = UNREACHABLE_AFTER
 
     # -- reading the journal ------------------------------------------------
     def load_new(self) -> int:
@@ -219,6 +237,8 @@ class Delivery:
                 self.load_new()
             if self.settled() and (self.ended or not follow):
                 break
+            if not self.may_give_up and (self.ended or not follow):
+                self._arm_unreachable()
             if follow and self.ended and self.only_waiting(True) and not self.interim_written:
                 # behave may go: only a build finish for the last process is left.
                 journal.write_report(self.directory, self.report())
@@ -361,6 +381,8 @@ class Delivery:
             return
         self.in_flight.add(seq)
         self.sent_at[seq] = time.monotonic()
+        if self.first_sent_at is None:
+            self.first_sent_at = self.sent_at[seq]
         self.sender.submit(seq, ROUTES[op][0], path, body)
 
     # -- answers ------------------------------------------------------------
@@ -368,6 +390,11 @@ class Delivery:
         """What one attempt ended with: an answer, or an error that got none."""
         self.in_flight.discard(seq)
         sent = self.sent_at.pop(seq, None)
+        if response is not None and not self.answered:
+            self.answered = True  # reachable: from now on, failures are retried as usual
+            self.connect_error = None
+            if self.transport is not None:
+                self.transport.connect_timeout = None
         event = self.events.get(seq)
         if event is None:
             return
@@ -375,7 +402,16 @@ class Delivery:
             if error.fatal:
                 self._stop(str(error), error.kind)
                 self.ready.append(seq)
+            elif not self.answered and getattr(error, "connecting", False):
+                self.connect_error = str(error)
+                if self.may_give_up and self._unreachable():
+                    self._stop_unreachable()
+                    self.ready.append(seq)
+                else:
+                    self._retry(seq, str(error), sent=sent)
             else:
+                if not self.answered:
+                    self.connect_error = None  # it connected: not "unreachable"
                 self._retry(seq, str(error), sent=sent)
             return
         status = response.status
@@ -434,7 +470,7 @@ class Delivery:
         self.tally.count(self.tally.failed, op)
         if not quiet and len(self.tally.reasons) < 10:
             self.tally.reasons.append(f"{op} {describe(event)}: {reason}")
-        log.warning("bstack: %s %s not accepted: %s", op, describe(event), reason)
+        log.warning("%s %s refused: %s", op, describe(event), reason)
 
     def _retry(
         self, seq: int, reason: str, after: float | None = None, sent: float | None = None
@@ -447,25 +483,53 @@ class Delivery:
         if (now if sent is None else sent) >= self.pause_set_at:
             self.consecutive_failures += 1
             if after is None:
-                step = min(
-                    self.backoff_cap, self.backoff_base * 2 ** min(self.consecutive_failures, 16)
-                )
+                cap = self.backoff_cap if self.answered else UNREACHABLE_RETRY
+                step = min(cap, self.backoff_base * 2 ** min(self.consecutive_failures, 16))
                 after = random.uniform(step / 2, step)
         if after is not None:
             self.pause_until = max(self.pause_until, now + after)
             self.pause_set_at = now
-        log.debug("bstack: retrying seq %s in %.2fs: %s", seq, after, reason)
+        log.debug("retrying seq %s in %.2fs: %s", seq, after, reason)
         self.ready.appendleft(seq)
         if self.max_attempts is not None and attempts >= self.max_attempts:
             # The service keeps failing: stop, and leave the rest for the next upload.
-            self._stop(f"still failing after {attempts} attempts: {reason}", "attempts")
+            if not self.answered and self.connect_error is not None:
+                self._stop_unreachable()
+            else:
+                self._stop(f"still failing after {attempts} attempts: {reason}", "attempts")
+
+    # -- an unreachable API ----------------------------------------------------
+    def _unreachable(self) -> bool:
+        """Never answered, the last attempt failed to connect, and the first attempt was
+        UNREACHABLE_AFTER seconds ago or more."""
+        return (
+            not self.answered
+            and self.connect_error is not None
+            and self.first_sent_at is not None
+            and time.monotonic() - self.first_sent_at >= UNREACHABLE_AFTER
+        )
+
+    def _arm_unreachable(self) -> None:
+        """Nothing more will be journaled (the run ended, or `upload`): from now on an
+        unreachable API ends delivery.  If it already is, stop now; if attempts failed to
+        connect, the next one goes at once rather than after the pause."""
+        self.may_give_up = True
+        if self.in_flight:
+            return
+        if self._unreachable():
+            self._stop_unreachable()
+        elif self.connect_error is not None:
+            self.pause_until = min(self.pause_until, time.monotonic())
+
+    def _stop_unreachable(self) -> None:
+        self._stop(f"cannot reach the API: {self.connect_error}", "unreachable")
 
     def _stop(self, reason: str, kind: str) -> None:
-        """kind: credentials, tls, proxy or attempts (report["stop_kind"])."""
+        """kind: credentials, tls, proxy, attempts or unreachable (report["stop_kind"])."""
         if not self.stop_reason:
             self.stop_reason = reason
             self.stop_kind = kind
-            log.error("bstack: delivery stopped: %s", reason)
+            log.error("delivery stopped: %s", reason)
 
     # -- closing runs the writer never closed ---------------------------------
     def close_interrupted(self, why: str) -> int:
@@ -525,12 +589,19 @@ class Delivery:
         return not coordination.wait_satisfied(shared["dir"], shared.get("outer_pid"))
 
     # -- figures --------------------------------------------------------------
+    def _api_url(self) -> str | None:
+        """Where this delivery sends (else where the run meant to): the build link's host."""
+        t = self.transport
+        if t is not None:
+            return f"{t.scheme}://{t.host_header}{t.prefix}"
+        return self.meta.get("api_url")
+
     def report(self) -> dict:
         build = self.ids.get("build")
         pending = len(self.events)
         return {
             "build_hashed_id": build if isinstance(build, str) else None,
-            "build_url": BUILD_URL.format(build=build) if isinstance(build, str) else None,
+            "build_url": build_url(build, self._api_url()) if isinstance(build, str) else None,
             "delivered": dict(self.tally.delivered),
             "failed": dict(self.tally.failed),
             "log_entries": self.tally.log_entries,
@@ -539,6 +610,7 @@ class Delivery:
             "reasons": list(self.tally.reasons),
             "stopped": self.stop_reason,
             "stop_kind": self.stop_kind,
+            "answered": self.answered,
             "ended": self.ended,
             "waiting": self.only_waiting(for_outer=True),
         }

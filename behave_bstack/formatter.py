@@ -7,10 +7,25 @@ run goes on exactly as it would without us.
 
 from __future__ import annotations
 
+import os
+
 from behave.formatter.base import Formatter
 
 from .hookwatch import find_runner
 from .session import ReportingSession, warn
+
+
+def output_file_named(stream_opener) -> str | None:
+    """The file a user paired with this formatter (`-f bstack -o FILE`), if any.  behave
+    itself names one, `<format>.output`, for a `format = bstack` in a config file without
+    `outfiles`: that one was not asked for, and is not mentioned."""
+    name = getattr(stream_opener, "name", None)
+    if not name or name == "-":
+        return None
+    base = os.path.basename(str(name))
+    if base.endswith(".output") and "bstack" in base.lower():
+        return None
+    return str(name)
 
 
 class BstackFormatter(Formatter):
@@ -20,6 +35,12 @@ class BstackFormatter(Formatter):
     def __init__(self, stream_opener, config) -> None:
         super().__init__(stream_opener, config)
         self.session: ReportingSession | None = None
+        output = output_file_named(stream_opener)
+        if output:
+            warn(
+                f"behave-bstack: -o {output}: behave-bstack writes no file (it reports to "
+                "BrowserStack and prints its summary on stderr); no file is created"
+            )
         try:
             self.session = ReportingSession.create(config, find_runner())
             if self.session is not None:

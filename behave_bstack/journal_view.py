@@ -16,7 +16,7 @@ from . import journal
 from .clock import iso_from_epoch_ms
 from .delivery import describe
 from .finalize import finalize
-from .routes import BUILD_URL, SENDABLE
+from .routes import SENDABLE, build_url
 
 RUN_OPS = {"test_start": "test", "hook_start": "hook"}
 FINISH_OPS = {"test_finish": "test", "hook_finish": "hook"}
@@ -66,8 +66,10 @@ class JournalState:
     writer_alive: bool = False
     open_runs: int = 0  # started, no finish journaled
     build_finish_journaled: bool = False
+    finish_left: bool = False  # another process of the build run finishes the build
     build_id: str | None = None
     last_stop: str | None = None  # why the last delivery stopped (report.json)
+    reported_url: str | None = None  # the build link of the last delivery (report.json)
 
     @property
     def run_id(self) -> str:
@@ -84,16 +86,38 @@ class JournalState:
         return "running" if self.writer_alive else "interrupted"
 
     @property
+    def to_close(self) -> int:
+        """Calls `upload` will add to close an interrupted run: a failed finish per open
+        test or hook run, and the build's finish if the run owns the build."""
+        if self.ended or self.writer_alive:
+            return 0
+        finish = self.owns_build and not self.build_finish_journaled and not self.finish_left
+        return self.open_runs + int(finish)
+
+    @property
+    def pending_total(self) -> int:
+        """Calls `upload` would send: journaled and unsent, plus those it closes a run with."""
+        return self.pending + self.to_close
+
+    @property
+    def fully_delivered(self) -> bool:
+        """The run ended and the server acknowledged every call."""
+        return self.ended and not self.pending and not self.failed
+
+    @property
     def needs_upload(self) -> bool:
         """Something to send, or an interrupted run that delivery still has to close."""
-        if self.pending:
-            return True
-        unclosed = self.open_runs or (self.owns_build and not self.build_finish_journaled)
-        return not self.ended and not self.writer_alive and bool(unclosed)
+        return bool(self.pending_total)
 
     @property
     def build_url(self) -> str | None:
-        return BUILD_URL.format(build=self.build_id) if self.build_id else None
+        """The build's page: the link the last delivery reported (it knows where it sent),
+        else one for the run's API URL (the local server's page when that is loopback)."""
+        if not self.build_id:
+            return None
+        if self.reported_url and self.reported_url.endswith(f"/builds/{self.build_id}"):
+            return self.reported_url
+        return build_url(self.build_id, self.meta.get("api_url"))
 
 
 def read_state(run_dir: Path) -> JournalState:
@@ -113,6 +137,8 @@ def read_state(run_dir: Path) -> JournalState:
             state.build_id = state.build_id or body.get("build_hashed_id")
         elif op == "end":
             state.ended = True
+        elif op == "build_finish_left":
+            state.finish_left = True
         if op not in SENDABLE:
             continue
         state.calls += 1
@@ -140,8 +166,10 @@ def read_state(run_dir: Path) -> JournalState:
                 state.first_failure = f"{op} {describe(event)}: {ack.get('error') or '?'}"
     state.open_runs = len(open_runs)
     report = journal.read_report(run_dir) or {}
-    if state.pending and report.get("stopped"):
+    if report.get("stopped") and (state.pending or not state.ended):
         state.last_stop = str(report["stopped"])
+    if isinstance(report.get("build_url"), str):
+        state.reported_url = report["build_url"]
     if not state.ended:
         state.writer_alive = writer_alive(state.meta)
     if state.started_ms is None:
@@ -153,14 +181,20 @@ def read_state(run_dir: Path) -> JournalState:
 
 
 def status_line(state: JournalState) -> str:
-    failed = f"{state.failed} failed"
+    refused = f"{state.failed} refused"
     if state.first_failure:
-        failed += f" (first: {first_line(state.first_failure)})"
+        refused += f" (first: {first_line(state.first_failure)})"
+    pending = f"{state.pending_total} pending"
+    if state.to_close:
+        pending += (
+            f" ({plural(state.to_close, 'call')} that `upload` adds to close the interrupted run)"
+        )
     parts = [
         f"{state.run_id}  {when(state.started_ms)}  {plural(state.tests, 'test')}, "
         f"{plural(state.hooks, 'hook run')}, "
         f"{plural(state.log_entries, 'log entry', 'log entries')} journaled",
-        f"{state.acknowledged}/{state.calls} calls acknowledged, {failed}, {state.pending} pending",
+        f"{state.acknowledged}/{plural(state.calls + state.to_close, 'call')} acknowledged, "
+        f"{refused}, {pending}",
     ]
     if state.state == "interrupted":
         parts.append("interrupted (behave did not end the run; upload closes it)")
@@ -169,7 +203,7 @@ def status_line(state: JournalState) -> str:
     else:
         parts.append("ended")
     if state.last_stop:
-        parts.append(f"last upload stopped: {first_line(state.last_stop)}")
+        parts.append(f"last delivery stopped: {first_line(state.last_stop)}")
     if state.build_url:
         parts.append(f"build {state.build_url}")
     elif not state.owns_build:
@@ -186,12 +220,13 @@ def status_record(state: JournalState) -> dict:
         "tests": state.tests,
         "hook_runs": state.hooks,
         "log_entries": state.log_entries,
-        "calls": state.calls,
+        "calls": state.calls + state.to_close,
         "acknowledged": state.acknowledged,
-        "failed": state.failed,
-        "first_failure": state.first_failure,
+        "refused": state.failed,
+        "first_refused": state.first_failure,
         "last_stop": state.last_stop,
-        "pending": state.pending,
+        "pending": state.pending_total,
+        "to_close": state.to_close,
         "state": state.state,
         "needs_upload": state.needs_upload,
         "build_hashed_id": state.build_id,
@@ -354,15 +389,14 @@ def _failure_lines(body: dict | None, limit: int) -> list[str]:
     return lines
 
 
-def _render_hook(node: RunNode, pad: str, out: list[str], with_logs: bool | None) -> None:
-    """with_logs None: a scenario's hook, whose logs its scenario prints."""
+def _render_hook(node: RunNode, pad: str, out: list[str], with_logs: bool) -> None:
+    """A hook run, its failure and its own log entries (counted under the hook)."""
     where = node.start.get("location") or node.start.get("file_name") or ""
     out.append(f"{pad}hook {node.name}: {_run_line(node)}" + (f"  [{where}]" if where else ""))
     if node.result == "failed":
         out.extend(f"{pad}  ! {line}" for line in _failure_lines(node.finish, 2))
-    out.extend(f"{pad}  ! not accepted by the server: {why}" for why in node.refused)
-    if with_logs is not None:
-        _render_logs(node.logs, pad + "  ", out, with_logs)
+    out.extend(f"{pad}  ! refused by the server: {why}" for why in node.refused)
+    _render_logs(node.logs, pad + "  ", out, with_logs)
 
 
 def _render_logs(logs: list[dict], pad: str, out: list[str], with_logs: bool) -> None:
@@ -380,11 +414,11 @@ def _render_test(node: RunNode, pad: str, out: list[str], with_logs: bool) -> No
     line = f"{pad}Scenario: {node.name} - {_run_line(node)}"
     out.append(line + (f"  {tags}" if tags else ""))
     inner = pad + "  "
-    out.extend(f"{inner}! not accepted by the server: {why}" for why in node.refused)
+    out.extend(f"{inner}! refused by the server: {why}" for why in node.refused)
     hooks_before = [h for h in node.hooks if not str(h.start.get("hook_type")).startswith("after")]
     hooks_after = [h for h in node.hooks if h not in hooks_before]
     for hook in hooks_before:
-        _render_hook(hook, inner, out, None)
+        _render_hook(hook, inner, out, with_logs)
     steps = ((node.finish or {}).get("meta") or {}).get("steps") or []
     for step in steps:
         text = str(step.get("text") or "").splitlines() or [""]
@@ -398,10 +432,9 @@ def _render_test(node: RunNode, pad: str, out: list[str], with_logs: bool) -> No
             out.append(f"{inner}  ! {first_line(step['failure'])}")
     if node.result == "failed" and not any(s.get("failure") for s in steps):
         out.extend(f"{inner}! {line}" for line in _failure_lines(node.finish, 2))
+    _render_logs(node.logs, inner, out, with_logs)  # the test's own; hooks show theirs
     for hook in hooks_after:
-        _render_hook(hook, inner, out, None)
-    logs = node.logs + [entry for hook in node.hooks for entry in hook.logs]
-    _render_logs(logs, inner, out, with_logs)
+        _render_hook(hook, inner, out, with_logs)
 
 
 def _render_scope(scope: ScopeNode, depth: int, out: list[str], with_logs: bool) -> None:
@@ -438,10 +471,11 @@ def render_view(view: RunView, with_logs: bool = False) -> list[str]:
     elif state.owns_build:
         out.append("  build: not created yet (nothing delivered; see `behave-bstack upload`)")
     out.append(
-        f"  journal: {state.calls} calls: {state.acknowledged} acknowledged, "
-        f"{state.failed} refused, {state.pending} pending; run {state.state}"
+        f"  journal: {plural(state.calls + state.to_close, 'call')}: "
+        f"{state.acknowledged} acknowledged, {state.failed} refused, "
+        f"{state.pending_total} pending; run {state.state}"
     )
-    out.extend(f"  ! not accepted by the server: {why}" for why in view.refused)
+    out.extend(f"  ! refused by the server: {why}" for why in view.refused)
     _render_scope(view.root, 0, out, with_logs)
     out.extend(_totals(view))
     return out

@@ -261,10 +261,13 @@ class Payloads:
             else:
                 item = self.step_item(run, index, step, None, None)
             if len(item) > 3:
+                # The exception type and message first (README), the failed step last.
                 failures.append(
                     {
-                        "backtrace": [f"Step failed: {step.keyword} {step.name}"]
-                        + item[3].split("\n")
+                        "backtrace": [
+                            *item[3].split("\n"),
+                            f"Failed step: {step.keyword} {step.name}",
+                        ]
                     }
                 )
             steps.append(item)

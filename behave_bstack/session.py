@@ -136,7 +136,7 @@ class ReportingSession:
         userdata = getattr(behave_config, "userdata", None) or {}
         settings = load_settings(dict(userdata), os.environ, os.getcwd())
         for problem in settings.problems:
-            warn(problem)
+            warn(f"behave-bstack: {problem}")
         if not settings.enabled:
             return None
         if getattr(behave_config, "dry_run", False):
@@ -244,3 +244,6 @@ class ReportingSession:
             lines += internal_error_lines(self.outbox)
         for line in lines:
             warn(line)
+        from .housekeeping import prune  # after the summary: it never delays it
+
+        prune(self.outbox.run_dir.parent, self.settings.keep_journals)

@@ -16,7 +16,7 @@ def offline_line(settings, outbox, counts: dict) -> str:
     if not settings.has_credentials:
         why = "no BrowserStack credentials (set BROWSERSTACK_USERNAME and BROWSERSTACK_ACCESS_KEY)"
     else:
-        why = f"the API URL {settings.api_url} is refused"
+        why = f"the API URL {settings.api_url} is not allowed (see the line above)"
     return (
         f"behave-bstack: nothing sent: {why}. {_plural(counts.get('tests', 0), 'test')} and "
         f"{_plural(counts.get('hooks', 0), 'hook run')} journaled in {where}; "
@@ -24,7 +24,25 @@ def offline_line(settings, outbox, counts: dict) -> str:
     )
 
 
+def unreachable_line(report: dict, counts: dict, outbox) -> str:
+    """The API never answered and every attempt failed to connect: one line."""
+    where = outbox.run_dir
+    return (
+        f"behave-bstack: nothing sent: {report['stopped']}. "
+        f"{_plural(counts.get('tests', 0), 'test')} and "
+        f"{_plural(counts.get('hooks', 0), 'hook run')} journaled in {where}; "
+        f"send them later with: behave-bstack upload {where}"
+    )
+
+
 def summary_lines(report: dict | None, counts: dict, outbox, settings) -> list[str]:
+    if (
+        report is not None
+        and report.get("stop_kind") == "unreachable"
+        and not report.get("delivered")
+        and not report.get("failed")
+    ):
+        return [unreachable_line(report, counts, outbox), *internal_error_lines(outbox)]
     lines = ["behave-bstack:"]
     if report is None:
         lines.append(

@@ -75,12 +75,17 @@ class Response:
 
 
 class TransportError(Exception):
-    """A call that got no HTTP answer.  `fatal` errors will not heal by retrying."""
+    """A call that got no HTTP answer.  `fatal` errors will not heal by retrying;
+    `connecting`: it failed while opening the connection (DNS, TCP, the proxy tunnel, TLS),
+    so nothing of the call reached the server."""
 
-    def __init__(self, kind: str, message: str, fatal: bool = False) -> None:
+    def __init__(
+        self, kind: str, message: str, fatal: bool = False, connecting: bool = False
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.fatal = fatal
+        self.connecting = connecting
 
 
 class Transport:
@@ -108,6 +113,9 @@ class Transport:
         self.port = parsed.port or (443 if self.scheme == "https" else 80)
         self.prefix = parsed.path
         self.timeout = timeout
+        # Seconds to open a connection, when shorter than `timeout` (delivery shortens it
+        # while the server has never answered: see delivery.UNREACHABLE_AFTER).
+        self.connect_timeout: float | None = None
         token = base64.b64encode(f"{username}:{access_key}".encode()).decode("ascii")
         self._headers = {
             "Authorization": "Basic " + token,
@@ -165,18 +173,23 @@ class Transport:
             return f"{target} via proxy {self.proxy.hostname}:{self.proxy.port or 80}"
         return target
 
+    def opening_timeout(self) -> float:
+        return min(self.timeout, self.connect_timeout or self.timeout)
+
     def connect(self) -> http.client.HTTPConnection:
-        """A new, not yet connected connection to the API host (through the proxy, if any)."""
+        """A new, not yet connected connection to the API host (through the proxy, if any).
+        Its timeout is the one for opening it; _Wire sets the request timeout once open."""
+        timeout = self.opening_timeout()
         if not self.proxy:
             if self.scheme == "https":
                 return http.client.HTTPSConnection(
-                    self.host, self.port, timeout=self.timeout, context=self._ssl
+                    self.host, self.port, timeout=timeout, context=self._ssl
                 )
-            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         proxy_host, proxy_port = self.proxy.hostname, self.proxy.port or 80
         if self.scheme == "http":
             # Plain http through a proxy: absolute-URI requests (see _send).
-            return http.client.HTTPConnection(proxy_host, proxy_port, timeout=self.timeout)
+            return http.client.HTTPConnection(proxy_host, proxy_port, timeout=timeout)
         # https: a CONNECT tunnel through the proxy, then TLS to the API host inside it.
         headers = {}
         if self.proxy.username:
@@ -185,7 +198,7 @@ class Transport:
             token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             headers["Proxy-Authorization"] = "Basic " + token
         conn = http.client.HTTPSConnection(
-            proxy_host, proxy_port, timeout=self.timeout, context=self._ssl
+            proxy_host, proxy_port, timeout=timeout, context=self._ssl
         )
         conn.set_tunnel(self.host, self.port, headers=headers)
         return conn
@@ -197,10 +210,10 @@ class Transport:
         fresh = conn is None
         try:
             if fresh:
-                conn = self._local.conn = _Wire(self.connect())
+                conn = self._local.conn = _Wire(self.connect(), self.timeout)
         except Exception as exc:  # noqa: BLE001 - explained below
             self.drop_connection()
-            raise self.explain(exc) from None
+            raise self.explain(exc, connecting=True) from None
         try:
             return self._send(conn, method, path, payload)
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
@@ -209,7 +222,7 @@ class Transport:
                 raise self.explain(exc) from None
             # A kept-alive connection the server had closed: one immediate retry on a new one.
             try:
-                conn = self._local.conn = _Wire(self.connect())
+                conn = self._local.conn = _Wire(self.connect(), self.timeout)
                 return self._send(conn, method, path, payload)
             except Exception as exc2:  # noqa: BLE001 - every failure is explained below
                 self.drop_connection()
@@ -247,8 +260,14 @@ class Transport:
             except Exception:  # noqa: BLE001 - closing a broken socket may fail; nothing to do
                 pass
 
-    def explain(self, exc: BaseException) -> TransportError:
-        """What an exception from a call means, in words that name the setting to change."""
+    def explain(self, exc: BaseException, connecting: bool = False) -> TransportError:
+        """What an exception from a call means, in words that name the setting to change.
+        connecting: it was raised while opening the connection."""
+        error = self._explain(exc, connecting)
+        error.connecting = connecting
+        return error
+
+    def _explain(self, exc: BaseException, connecting: bool) -> TransportError:
         route = self.describe_route()
         if isinstance(exc, ssl.SSLCertVerificationError):
             return TransportError(
@@ -269,6 +288,12 @@ class Transport:
                 fatal=fatal,
             )
         if isinstance(exc, (TimeoutError, socket.timeout)):
+            if connecting:
+                return TransportError(
+                    "timeout",
+                    f"no connection to {route} within {self.opening_timeout():g} s "
+                    "(nothing answered: a firewall may drop the packets)",
+                )
             return TransportError("timeout", f"no answer from {route} within {self.timeout:g} s")
         if isinstance(exc, socket.gaierror):
             name = self.proxy.hostname if self.proxy else self.host
@@ -293,10 +318,12 @@ class _Wire:
     parser (parse_answer), because http.client's per-call machinery (email-style header
     parsing, several sends) costs more CPU than the rest of a call together."""
 
-    def __init__(self, conn: http.client.HTTPConnection) -> None:
+    def __init__(self, conn: http.client.HTTPConnection, timeout: float | None = None) -> None:
         conn.connect()
         self.conn = conn
         self.sock = conn.sock
+        if timeout is not None:
+            self.sock.settimeout(timeout)  # opened within the connect timeout; now per request
 
     def close(self) -> None:
         self.conn.close()
@@ -435,7 +462,7 @@ class Sender:
                 wire = _Wire(self.transport.connect())
                 wire.sock.setblocking(False)
             except Exception as exc:  # noqa: BLE001 - explained for the caller
-                self.done.append((key, None, self.transport.explain(exc)))
+                self.done.append((key, None, self.transport.explain(exc, connecting=True)))
                 return
             slot = _Slot(wire)
         slot.key, slot.request, slot.sent = key, request, 0

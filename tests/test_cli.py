@@ -178,7 +178,7 @@ def test_upload_delivers_an_offline_journal_exactly_once(project):
 
     after = project.run("status")
     assert after.returncode == 0
-    assert f"{calls}/{calls} calls acknowledged, 0 failed, 0 pending" in after.stdout
+    assert f"{calls}/{calls} calls acknowledged, 0 refused, 0 pending" in after.stdout
     assert f"builds/{build_id}" in after.stdout
 
     as_json = json.loads(project.run("status", "--json").stdout)
@@ -195,7 +195,7 @@ def test_upload_with_wrong_credentials_exits_3_and_keeps_the_journal(project):
     assert (project.run_dir / journal.EVENTS).read_bytes() == events_before
     assert not any(a.get("ok") for a in journal.load_acks(project.run_dir).values())
     status = project.run("status")
-    assert "0 failed" in status.stdout and "last upload stopped" in status.stdout
+    assert "0 refused" in status.stdout and "last delivery stopped" in status.stdout
 
     # The journal is intact: the right key delivers it all.
     assert project.credentials().run("upload").returncode == 0
@@ -401,6 +401,74 @@ def test_serve_prints_the_exports_and_stops_on_sigterm(tmp_path):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
+    assert "received 1 build," in err
+
+
+def _serve(tmp_path, *extra: str) -> tuple[subprocess.Popen, str, list[str]]:
+    """`behave-bstack serve` in a process: (process, its URL, the lines it printed first)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "behave_bstack", "serve", *extra],
+        env=clean_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    head = [proc.stdout.readline() for _ in range(5)]
+    url = head[1].strip().split("=", 1)[1]
+    return proc, url, head
+
+
+def _build_start(url: str, name: str = "b", key: bytes = b"bs_user:bs_key") -> int:
+    conn = http.client.HTTPConnection(url.split("//")[1], timeout=5)
+    body = {"name": name, "project_name": "p", "started_at": "2025-11-11T10:30:05.123Z"}
+    auth = "Basic " + base64.b64encode(key).decode()
+    conn.request(
+        "POST",
+        "/ext/v1/builds/start",
+        json.dumps(body),
+        {"Authorization": auth, "Content-Type": "application/json"},
+    )
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def _stop(proc: subprocess.Popen) -> tuple[str, str]:
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    return out, err
+
+
+def test_serve_prints_a_line_per_call_and_where_to_look(tmp_path):
+    proc, url, head = _serve(tmp_path)
+    try:
+        assert head[4] == f"# what it receives: {url}/ in a browser, or {url}/_emulator/state\n"
+        assert _build_start(url, "nightly") == 200
+        assert proc.stdout.readline().startswith("# one line per call follows")
+        line = proc.stdout.readline()
+        assert " 200 build_start  build " in line and line.endswith('"nightly"\n')
+        assert _build_start(url, key=b"bs_user:wrong") == 401
+        line = proc.stdout.readline()
+        assert " 401 build_start " in line and "wrong or missing credentials" in line
+        conn = http.client.HTTPConnection(url.split("//")[1], timeout=5)
+        conn.request("GET", "/")
+        page = conn.getresponse()
+        assert page.status == 200 and b"Builds received" in page.read()
+        conn.close()
+    finally:
+        out, err = _stop(proc)
+    assert out == ""  # the page view printed no line: it is no API call
+    assert "received 1 builds" in err
+
+
+def test_serve_quiet_prints_no_call_lines(tmp_path):
+    proc, url, head = _serve(tmp_path, "--quiet")
+    try:
+        assert _build_start(url) == 200
+    finally:
+        out, err = _stop(proc)
+    assert "/_emulator/state" in head[4] and out == ""
     assert "received 1 builds" in err
 
 

@@ -277,8 +277,8 @@ def test_every_yml_key(tmp_path):
     }
     path = str(tmp_path / "browserstack.yml")
     assert s.config_file == path
-    assert s.sources["project_name"] == f"browserstack.yml projectName ({path})"
-    assert s.sources["environment.os"] == f"browserstack.yml platforms[0].os ({path})"
+    assert s.sources["project_name"] == "browserstack.yml: projectName"
+    assert s.sources["environment.os"] == "browserstack.yml: platforms[0].os"
     assert s.enabled is True
 
 
@@ -388,7 +388,7 @@ def test_config_file_env_and_userdata(tmp_path):
     load(tmp_path, yml="buildName: cwd-file\n")
     s = load(tmp_path, environ={"BROWSERSTACK_CONFIG_FILE": "ci/bs.yml"})
     assert s.build_name == "ci-file" and s.config_file == str(tmp_path / "ci" / "bs.yml")
-    assert s.sources["build_name"] == f"bs.yml buildName ({tmp_path / 'ci' / 'bs.yml'})"
+    assert s.sources["build_name"] == "ci/bs.yml: buildName"
     s = load(
         tmp_path,
         userdata={"bstack.config_file": str(tmp_path / "other.yml")},
@@ -438,7 +438,7 @@ def test_identifier_from_env_and_userdata_is_expanded(tmp_path):
 def test_unknown_userdata_key_suggests_closest(tmp_path):
     s = load(tmp_path, userdata={"bstack.buildname": "x", "myapp.url": "kept for the user"})
     (line,) = s.problems
-    assert line.startswith("bstack: unknown setting bstack.buildname")
+    assert line.startswith("unknown setting bstack.buildname")
     assert "did you mean bstack.build_name?" in line
     assert "known: " in line and "bstack.flush_timeout" in line
     s = load(tmp_path, userdata={"bstack.zzzzzzzz": "x"})
@@ -470,7 +470,7 @@ def test_malformed_userdata_values(tmp_path, key, value, message, read, fallback
     s = load(tmp_path, userdata={f"bstack.{key}": value})
     assert read(s) == fallback
     (line,) = s.problems
-    assert line.startswith(f"bstack: userdata bstack.{key}={value!r} ")
+    assert line.startswith(f"userdata bstack.{key}={value!r} ")
     assert message in line
 
 
@@ -480,8 +480,7 @@ def test_malformed_value_falls_back_to_the_next_source(tmp_path):
     )
     assert s.flush_timeout == 7.0
     assert s.problems == (
-        "bstack: userdata bstack.flush_timeout='x' is not a number "
-        "(using 7 from env BSTACK_FLUSH_TIMEOUT)",
+        "userdata bstack.flush_timeout='x' is not a number (using 7 from env BSTACK_FLUSH_TIMEOUT)",
     )
     s = load(tmp_path, environ={"BSTACK_STEP_HOOKS": "never"})
     assert s.step_hooks == "failed" and "env BSTACK_STEP_HOOKS='never'" in problems_text(s)
@@ -506,8 +505,8 @@ def test_invalid_yml_is_ignored_with_a_problem(tmp_path, text, expected):
     s = load(tmp_path, environ={"BROWSERSTACK_BUILD_NAME": "env-b"}, yml=text)
     assert s.build_name == "env-b" and s.config_file is None
     (line,) = s.problems
-    path = tmp_path / "browserstack.yml"
-    assert line.startswith(f"bstack: browserstack.yml ({path}) could not be read: ")
+    # "<path>: <key>: <problem>", the path relative to the working directory.
+    assert line.startswith("browserstack.yml: could not be read: ")
     assert expected in line and line.endswith("(ignored)")
 
 
@@ -546,11 +545,11 @@ testReporting: sometimes
 """
     s = load(tmp_path, yml=yml)
     text = problems_text(s)
-    assert "buildName (" in text and "is a list, not text" in text
-    assert "projectName (" in text and "is a yes/no value, not text" in text
-    assert "testReportingOptions (" in text and "is not a mapping" in text
-    assert "platforms (" in text and "is not a list of mappings" in text
-    assert "buildTag (" in text and "testReporting (" in text
+    assert "browserstack.yml: buildName: ['a', 'b'] is a list, not text" in text
+    assert "browserstack.yml: projectName: True is a yes/no value, not text" in text
+    assert "browserstack.yml: testReportingOptions: not a mapping" in text
+    assert "browserstack.yml: platforms: not a list of mappings" in text
+    assert "browserstack.yml: buildTag: " in text and "browserstack.yml: testReporting: " in text
     assert s.build_name == s.project_name == tmp_path.name and s.enabled is True
     assert len(s.problems) == 6
 
@@ -582,7 +581,7 @@ def test_api_url_checks(tmp_path, url, ok):
         assert s.problems == ()
     else:
         (line,) = s.problems
-        assert line.startswith("bstack: env BROWSERSTACK_API_URL=")
+        assert line.startswith("env BROWSERSTACK_API_URL=")
         assert "pw" not in line
     if url.startswith("http://example.com"):
         assert "plain http://" in problems_text(s)
@@ -595,7 +594,9 @@ def test_credentials_half_set(tmp_path):
     assert not s.has_credentials
     s = load(tmp_path, yml=f"accessKey: {SECRET}\n")
     (line,) = s.problems
-    assert "access key is set (browserstack.yml accessKey" in line and "username is missing" in line
+    assert (
+        "access key is set (browserstack.yml: accessKey" in line and "username is missing" in line
+    )
     assert SECRET not in line
 
 
@@ -639,7 +640,7 @@ def test_internal_error_gives_defaults_and_a_problem(tmp_path, monkeypatch):
 )
 def test_never_raises(tmp_path, userdata, environ):
     s = load_settings(userdata, environ, str(tmp_path), now=NOW)
-    assert all(p.startswith("bstack: ") for p in s.problems)
+    assert all(not p.startswith(("bstack", "behave-bstack")) for p in s.problems)
     assert 1 <= s.concurrency <= 64 and s.flush_timeout >= 0 and s.request_timeout > 0
     assert s.step_hooks in ("failed", "all", "off")
 
@@ -709,4 +710,4 @@ def test_describe_covers_every_setting(tmp_path):
     assert list(s.sources) == names  # every setting has a source, in the same order
     assert dict((n, v) for n, v, _ in s.describe())["build_tags"] == "smoke, nightly, custom-one"
     refused = load(tmp_path, environ={"BROWSERSTACK_API_URL": "http://example.com"})
-    assert "refused" in dict((n, v) for n, v, _ in refused.describe())["api_url"]
+    assert "not allowed" in dict((n, v) for n, v, _ in refused.describe())["api_url"]

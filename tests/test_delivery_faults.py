@@ -476,7 +476,7 @@ def test_a_fatal_transport_error_stops_delivery(tmp_path):
             Fatal.calls += 1
             raise ssl.SSLCertVerificationError("certificate verify failed")
 
-        def explain(self, exc):
+        def explain(self, exc, connecting=False):
             return TransportError("tls", "TLS certificate could not be verified", fatal=True)
 
     delivery = Delivery(run_dir, Fatal())

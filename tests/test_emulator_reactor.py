@@ -108,7 +108,7 @@ def test_control_calls_and_connection_close_go_to_the_handler(srv: TraServer) ->
     with socket.create_connection(("127.0.0.1", srv.port)) as sock:
         sock.sendall(raw_request("POST", "/ext/v1/builds/start", bstart()))
         assert read_answers(sock, 1)[0][0] == 200
-        sock.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert read_answers(sock, 1) == [(200, {"success": True})]
         sock.sendall(raw_request("POST", "/ext/v1/builds/start", bstart(), close=True))
         assert read_answers(sock, 1)[0][0] == 200
@@ -145,7 +145,7 @@ def test_stop_closes_the_connections_the_reactor_serves() -> None:
 def test_answers_keep_their_order_when_a_connection_is_handed_off_midway(
     srv: TraServer,
 ) -> None:
-    health = b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    health = b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     build = raw_request("POST", "/ext/v1/builds/start", bstart())
     with socket.create_connection(("127.0.0.1", srv.port)) as sock:
         sock.sendall(build + build + health + build)  # the third goes to the handler

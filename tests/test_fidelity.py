@@ -520,5 +520,5 @@ def test_autoretry_attempts_are_runs_of_the_same_test(tmp_path, tra_server):
         }
         assert len(identities) == 1  # one test in TRA, several runs of it
         assert all(len(t.finish["meta"]["steps"]) == 1 for t in attempts)
-    assert "attempt 1 fails" in flaky[0].finish["failure"][0]["backtrace"][1]
+    assert "attempt 1 fails" in flaky[0].finish["failure"][0]["backtrace"][0]
     assert only_build(tra_server).finish_count == 1

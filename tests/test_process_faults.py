@@ -141,6 +141,48 @@ def test_sigkill_behave_and_uploader_then_upload(srv, tmp_path):
     assert "Interrupted" in closing[-2]["body"]["failure"][0]["backtrace"][0]
 
 
+def test_status_counts_the_closing_of_an_interrupted_run_as_pending(srv, tmp_path):
+    """Issue #17 item 4: every journaled call acknowledged, behave and its uploader killed.
+    `status` said "0 pending" and exited 0, then `upload` sent 2 calls.  What upload would
+    send is pending: status shows it, and exits 1; afterwards status is clean."""
+    import io
+
+    from behave_bstack import cli
+
+    root = fk.write_suite(tmp_path, 10, block_step=BLOCKED)
+    behave = spawn_and_block(srv, root, "step")
+    run_dir = fk.only_run_dir(root / "journal")
+    try:
+        for pid in fk.uploader_pids(run_dir):
+            fk.kill_pid(pid)
+            fk.wait_for(lambda pid=pid: fk.pid_gone(pid), timeout=10)
+    finally:
+        behave.signal(signal.SIGKILL)
+        behave.wait(timeout=10)
+    assert fk.all_acked(run_dir)
+    env = fk.bstack_env(srv, root / "journal")
+
+    def status(*extra: str) -> tuple[int, str]:
+        out = io.StringIO()
+        code = cli.main(["status", *extra], stdout=out, stderr=io.StringIO(), environ=env)
+        return code, out.getvalue()
+
+    code, line = status()
+    # The blocked scenario's test run and the build's finish: 2 calls to close the run.
+    assert code == 1, line
+    assert "2 pending (2 calls that `upload` adds to close the interrupted run)" in line
+    assert "interrupted" in line
+    code, text = status("--json")
+    (record,) = __import__("json").loads(text)
+    assert code == 1 and record["pending"] == 2 and record["to_close"] == 2
+    assert record["needs_upload"] is True
+
+    report, sent = fk.calls_made(srv, lambda: fk.deliver(run_dir, fk.options_for(srv)))
+    assert sent == 2 and report["pending"] == 0
+    code, line = status()
+    assert code == 0 and "0 pending" in line and "ended" in line, line
+
+
 # --- SIGTERM and Ctrl-C -------------------------------------------------------------------
 
 

@@ -353,7 +353,7 @@ class PairTransport:
     def build_request(self, method: str, path: str, body: dict | None) -> bytes:
         return f"{method} {path} HTTP/1.1\r\n\r\n".encode()
 
-    def explain(self, exc: BaseException) -> TransportError:
+    def explain(self, exc: BaseException, connecting: bool = False) -> TransportError:
         return TransportError("connection", repr(exc))
 
 

@@ -8,10 +8,11 @@ its `-f null` time).  Here one thread waits on all connections at once and answe
 whatever arrived in one go.
 
 Only the plain case is served here: an API call over HTTP/1.1 with a Content-Length body
-while ``faults.active`` is False.  Anything else (a fault to apply, a control endpoint, a
-request the handler would refuse, ``Connection: close``, ``Expect``, chunked bodies) hands
-the connection, with the bytes already read, to a thread running the request handler, as
-before; it stays there until it closes.
+while ``faults.active`` is False.  Anything else (a fault to apply, a path outside
+``/ext/``: a control endpoint or a page, a request the handler would refuse,
+``Connection: close``, ``Expect``, chunked bodies) hands the connection, with the bytes
+already read, to a thread running the request handler, as before; it stays there until
+it closes.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ def _complete_request(buffer: bytearray):
         return None
     target = parts[1].decode("latin-1")
     path = target.partition("?")[0]
-    if path.startswith("/_emulator/"):
+    if not path.startswith("/ext/"):  # control endpoints and pages: the handler's
         return False
     return size, parts[0].decode("latin-1"), path, headers, bytes(buffer[end + 4 : size])
 

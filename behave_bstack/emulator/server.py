@@ -14,8 +14,11 @@ route (404 unknown path, 405 wrong method), body (400: not UTF-8 JSON or no
 (422): a finish's ``hook_type`` equals its start's, log entries, ``hooks[]`` and
 ``test_run_id`` name runs that exist in that build. Duplicate finishes are accepted (200)
 and counted (``finish_count``). Every API call, answered or not, is kept in ``srv.calls``
-(``status`` None: no answer; ``fault``: the fault that shaped it). Two build starts with the same project_name + name +
-non-empty build_run_identifier share one build id.
+(``status`` None: no answer; ``fault``: the fault that shaped it; ``error``: why it was
+refused). ``srv.on_call``, when set, is given each API call's record once it is answered
+or dropped (call_line.py formats the line ``behave-bstack serve`` prints); it is None by
+default, so tests and the benchmark pay nothing. Two build starts with the same
+project_name + name + non-empty build_run_identifier share one build id.
 
 Fault injection (``srv.faults.<method>(...)`` or ``POST /_emulator/faults``). Faults apply
 to API paths only, never to ``/_emulator/...``. Count-limited faults take ``count`` (None =
@@ -59,6 +62,12 @@ values are keyword arguments (an object), several of them (an array of objects),
 single first argument (e.g. ``{"latency": 50, "fail": {"status": 503, "count": 2}}``);
 ``POST /_emulator/reset`` (state and calls; faults too unless ``{"faults": false}``);
 ``GET /_emulator/health``.
+
+Control endpoints and pages answer only requests whose ``Host`` names a loopback address
+(403 otherwise: a page of another site, DNS-rebound to 127.0.0.1, gets nothing).
+Pages (no auth; a GET of any path outside ``/ext/`` and ``/_emulator/``, see page.py):
+``GET /`` the builds received and the calls refused; ``GET /builds/<build_hashed_id>`` one
+build's tests grouped by scope, with steps, failures, hook runs and logs.
 """
 
 from __future__ import annotations
@@ -148,6 +157,7 @@ class CallRecord:
     body: Any  # parsed JSON, or the raw text when it was not JSON, or None
     status: int | None
     fault: str | None = None
+    error: str | None = None  # the message of a refusal (4xx/5xx) this emulator wrote
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -853,8 +863,16 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self.command, self.path, self.request_version = method, target, version
             path, _, query = target.partition("?")
-            if path.startswith("/_emulator/"):
-                self._control(method, path, query, headers)
+            if path.startswith("/_emulator/") or (method == "GET" and not path.startswith("/ext/")):
+                if not _addressed_to_loopback(headers.get(b"host")):
+                    # a page some website made a browser ask for (DNS rebinding): no
+                    if self._read_body(headers) is not None:
+                        self.close_connection = True
+                        self._send(403, b"loopback Host only", "text/plain")
+                elif path.startswith("/_emulator/"):
+                    self._control(method, path, query, headers)
+                else:
+                    self._page(path, headers)  # the pages for a browser: no API route is a GET
             else:
                 self._api(method, path, headers)
         except (TimeoutError, ConnectionError):
@@ -912,11 +930,18 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def _api(self, method: str, path: str, headers: dict[bytes, bytes]) -> None:
+        route, call = _new_call(method, path)
+        try:
+            self._serve_api(route, call, headers)
+        finally:
+            if self.emu.on_call is not None:
+                self.emu._report(call)
+
+    def _serve_api(self, route: Any, call: CallRecord, headers: dict[bytes, bytes]) -> None:
         emu = self.emu
         state = emu.state
         faults = emu.faults
-        route, call = _new_call(method, path)
-        op = call.op
+        op, path = call.op, call.path
 
         action = None
         if faults.active:
@@ -940,11 +965,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop(action.drop)
             else:
                 call.status = action.status
+                call.error = _message_of(action.body) if (action.status or 500) >= 400 else None
                 state.add_call(call)
                 self._send(action.status or 500, action.body, action.content_type, action.headers)
             return
 
-        status, out, ctype, extra = process_call(emu, route, method, headers, raw, call)
+        status, out, ctype, extra = process_call(emu, route, call.method, headers, raw, call)
         if faults.active:
             delay, action = faults.after(op, path)
             if delay:
@@ -963,6 +989,20 @@ class _Handler(BaseHTTPRequestHandler):
                 )
         call.status = status
         self._send(status, out, ctype, extra)
+
+    def _page(self, path: str, headers: dict[bytes, bytes]) -> None:
+        from . import page  # the pages import this module
+
+        if self._read_body(headers) is None:
+            return
+        try:
+            status, body = page.render(self.emu.state, path, self.emu.url)
+        except Exception:  # a page the emulator cannot draw must not hide the others
+            traceback.print_exc(file=sys.stderr)
+            status, body = 500, b"the emulator could not draw this page (see its stderr)"
+            self._send(status, body, "text/plain; charset=utf-8")
+            return
+        self._send(status, body, page.CONTENT_TYPE, page.HEADERS)
 
     def _control(self, method: str, path: str, query: str, headers: dict[bytes, bytes]) -> None:
         raw = self._read_body(headers)
@@ -993,6 +1033,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps(out, default=str).encode())
 
 
+def _addressed_to_loopback(host: bytes | None) -> bool:
+    """The Host header names this machine (or is absent, as HTTP/1.0 allows): a browser
+    sends the name it resolved, so a page of another site rebound to 127.0.0.1 is refused."""
+    if host is None:
+        return True
+    name = host.decode("latin-1").strip()
+    if name.startswith("["):
+        name = name[1 : name.find("]")]
+    else:
+        name = name.rpartition(":")[0] if ":" in name else name
+    return is_loopback(name.lower())
+
+
 def _new_call(method: str, path: str) -> tuple[Any, CallRecord]:
     """The route of an API call (see _route) and its record, not yet answered."""
     route = _route(method, path)
@@ -1014,13 +1067,14 @@ def process_call(
     op, build_id, run_id = route if isinstance(route, tuple) else (None, None, None)
 
     def reject(status: int, message: str, body: Any = None) -> tuple[int, bytes, str, tuple]:
-        call.status = status
+        call.status, call.error = status, message
         call.body = body if body is not None else _parse_for_record(raw)
         state.add_call(call)
         return status, _error(status, message)[1], "application/json", ()
 
     if not emu._authorized(headers.get(b"authorization")):
         call.status, call.body = 401, _parse_for_record(raw)
+        call.error = "wrong or missing credentials"
         state.add_call(call)
         return 401, _UNAUTHORIZED.body, _UNAUTHORIZED.content_type, _UNAUTHORIZED.headers
     if route is None:
@@ -1045,6 +1099,8 @@ def process_call(
         traceback.print_exc(file=sys.stderr)
         status, out = _error(500, "emulator error (see its stderr)")
     call.status = status
+    if status >= 400:  # refused by a cross-call rule (unknown run, hook_type): say why
+        call.error = _message_of(out)
     return status, out, "application/json", ()
 
 
@@ -1064,6 +1120,14 @@ def response_bytes(
     if close:
         head += "Connection: close\r\n"
     return head.encode("latin-1") + b"\r\n" + body
+
+
+def _message_of(out: bytes) -> str | None:
+    try:
+        message = json.loads(out).get("message")
+    except (ValueError, AttributeError):
+        return None
+    return message if isinstance(message, str) else None
 
 
 def _no_constants(name: str) -> None:
@@ -1155,6 +1219,9 @@ class TraServer:
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         self._reactor: Reactor | None = None
+        # Called with each API call's record once it is answered (or dropped), from the
+        # thread that served it; None (the default) costs nothing.  `serve` prints a line.
+        self.on_call: Callable[[CallRecord], None] | None = None
 
     @property
     def url(self) -> str:
@@ -1207,7 +1274,16 @@ class TraServer:
         route, call = _new_call(method, path)
         status, out, ctype, extra = process_call(self, route, method, headers, raw, call)
         call.status = status
+        if self.on_call is not None:
+            self._report(call)
         return response_bytes(status, out, ctype, extra)
+
+    def _report(self, call: CallRecord) -> None:
+        """Tell ``on_call`` about an answered (or dropped) API call; its errors stay here."""
+        try:
+            self.on_call(call)  # type: ignore[misc]
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
 
     def _authorized(self, header: bytes | None) -> bool:
         if header is None:
