@@ -418,3 +418,52 @@ def test_kernel32_signatures_are_declared(monkeypatch):
     assert k32.GetProcessTimes.argtypes[1]._type_ is wintypes.FILETIME
     assert k32.CloseHandle.argtypes == (wintypes.HANDLE,)
     assert last_error() == 0
+
+
+def test_removing_a_journal_where_open_files_cannot_be_deleted(monkeypatch, tmp_path):
+    """housekeeping.remove() on Windows' terms: the lock file it holds open cannot be
+    deleted until it let go of it; the whole journal still goes."""
+    from behave_bstack import housekeeping
+
+    run_dir = tmp_path / "20260101-000000-1-abcd"
+    writer = journal.JournalWriter(run_dir)
+    writer.append("op")
+    writer.attachment_path("00001-shot.png").write_bytes(b"\x89PNG")
+    writer.close()
+    journal.write_report(run_dir, {"ended": True, "pending": 0})
+
+    held: set[int] = set()
+    real_init, real_close = portable.HeldLock.__init__, portable.HeldLock.close
+
+    def init(self, fd):
+        held.add(fd)
+        real_init(self, fd)
+
+    def close(self):
+        held.discard(self.fd)
+        real_close(self)
+
+    real_unlink, refused = os.unlink, []
+
+    def unlink(path, *args, **kwargs):
+        if os.path.basename(os.fsdecode(path)) == journal.LOCK and held:
+            refused.append(path)
+            raise PermissionError(errno.EACCES, "being used by another process", path)
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(portable.HeldLock, "__init__", init)
+    monkeypatch.setattr(portable.HeldLock, "close", close)
+    monkeypatch.setattr(os, "unlink", unlink)
+    assert housekeeping.remove(run_dir)
+    assert not run_dir.exists()
+    assert refused == []  # it never tried while holding it
+
+    # A journal that someone is delivering stays whole.
+    writer = journal.JournalWriter(run_dir)
+    writer.close()
+    other = journal.try_lock(run_dir)
+    try:
+        assert not housekeeping.remove(run_dir)
+        assert (run_dir / journal.EVENTS).exists()
+    finally:
+        other.close()
