@@ -467,3 +467,26 @@ def test_removing_a_journal_where_open_files_cannot_be_deleted(monkeypatch, tmp_
         assert (run_dir / journal.EVENTS).exists()
     finally:
         other.close()
+
+
+def test_the_uploader_reads_stop_and_the_pipes_end():
+    """The uploader's control pipe: "stop" stops delivery; the end means behave is gone."""
+    import io
+
+    from behave_bstack.uploader import watch_control
+
+    stopping, gone = threading.Event(), threading.Event()
+    read, write = os.pipe()
+    with os.fdopen(read, "r") as control, os.fdopen(write, "w") as behave_side:
+        watch_control(control, stopping, gone)
+        behave_side.write("noise\n")
+        behave_side.flush()
+        assert not stopping.wait(0.2) and not gone.is_set()
+        behave_side.write("stop\n")
+        behave_side.flush()
+        assert stopping.wait(5) and not gone.is_set()
+        behave_side.close()  # behave ends (or is killed): the pipe's end
+        assert gone.wait(5)
+    stopping, gone = threading.Event(), threading.Event()
+    watch_control(io.StringIO(""), stopping, gone)
+    assert gone.wait(5) and not stopping.is_set()
