@@ -459,7 +459,7 @@ def test_serve_prints_a_line_per_call_and_where_to_look(tmp_path):
     finally:
         out, err = _stop(proc)
     assert out == ""  # the page view printed no line: it is no API call
-    assert "received 1 builds" in err
+    assert "received 1 build," in err
 
 
 def test_serve_quiet_prints_no_call_lines(tmp_path):
@@ -469,7 +469,7 @@ def test_serve_quiet_prints_no_call_lines(tmp_path):
     finally:
         out, err = _stop(proc)
     assert "/_emulator/state" in head[4] and out == ""
-    assert "received 1 builds" in err
+    assert "received 1 build," in err
 
 
 def test_help_of_every_command(capsys):
