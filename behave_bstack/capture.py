@@ -299,7 +299,8 @@ def attachment_entry(outbox, number: int, data: bytes, name, mime_type: str, epo
 
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name or "attachment")[:80] or "attachment"
     path = outbox.writer.attachment_path(f"{number:05d}-{safe}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o600)
+    binary = getattr(os, "O_BINARY", 0)  # Windows: else "\n" is written as "\r\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW | binary, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     is_image = mime_type.startswith("image/")

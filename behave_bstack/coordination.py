@@ -17,17 +17,22 @@ that comes later still finishes it again (the API allows several finishes; the l
 CI shards on different machines are not coordinated: each finishes the build, as the API
 allows.  Registering and leaving hold the directory's lock, so two processes leaving
 together cannot both think they are last.
+
+The locks are portable.lock(): flock() on Linux and macOS, msvcrt.locking() on Windows.
+Where the platform has neither, Participation() raises portable.LocksUnavailable and the
+session reports without coordination (each process finishes the build; one line says so).
+Files are closed before they are deleted: Windows refuses to delete an open file.
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import os
 import random
 import time
 from pathlib import Path
 
-from . import private_dirs
+from . import portable, private_dirs
 
 FINISH, SKIP, KEEP = "finish", "skip", "keep"
 GRACE = 2.0  # seconds without any process of the build run before the keeper finishes it
@@ -50,29 +55,25 @@ def build_key(project: str, build_name: str, run_identifier: str) -> str:
     return hashlib.sha256(raw).hexdigest()[:24]
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+pid_alive = portable.pid_alive  # never os.kill(pid, 0) on Windows: that kills the process
+
+_FLAGS = os.O_RDWR | os.O_CREAT | portable.O_BINARY
 
 
 class _DirectoryLock:
     def __init__(self, directory: Path) -> None:
-        self._fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = os.open(directory / "lock", _FLAGS, 0o600)
 
     def __enter__(self):
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            portable.lock(self._fd)
+        except BaseException:
+            os.close(self._fd)
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
+        portable.release_and_close(self._fd)
 
 
 def live_participants(directory: Path, clear_dead: bool = True) -> int:
@@ -80,18 +81,20 @@ def live_participants(directory: Path, clear_dead: bool = True) -> int:
     alive = 0
     for path in directory.glob("*.p"):
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, os.O_RDWR | portable.O_BINARY)
         except FileNotFoundError:
             continue
+        except PermissionError:
+            alive += 1  # Windows: a file being deleted; or held in a way we cannot open
+            continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            alive += 1
-        else:
-            if clear_dead:
-                path.unlink(missing_ok=True)
+            held = not portable.lock(fd, blocking=False)
         finally:
-            os.close(fd)
+            portable.release_and_close(fd)  # (our lock, if we took it)
+        if held:
+            alive += 1
+        elif clear_dead:
+            portable.unlink_closed(path)
     return alive
 
 
@@ -102,9 +105,11 @@ class Participation:
         self.directory = private_dirs.coordination_dir(key, root)
         self.outer_pid = outer_pid  # behavex's main process, when there is one
         self.path = self.directory / f"{os.getpid()}-{random.randrange(16**6):06x}.p"
+        if not portable.locks_available():
+            raise portable.LocksUnavailable(errno.ENOLCK, "no cross-process file locks")
         with _DirectoryLock(self.directory):
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._fd = os.open(self.path, _FLAGS, 0o600)
+            portable.lock(self._fd)
         self.left = False
 
     def leave(self) -> str:
@@ -114,13 +119,13 @@ class Participation:
             return SKIP
         self.left = True
         with _DirectoryLock(self.directory):
-            self.path.unlink(missing_ok=True)
-            os.close(self._fd)
+            portable.release_and_close(self._fd)  # first: Windows cannot delete an open file
+            portable.unlink_closed(self.path)
             (self.directory / "left").touch()
             if live_participants(self.directory):
                 return SKIP
             try:
-                os.close(os.open(self.directory / "keeper", os.O_CREAT | os.O_EXCL, 0o600))
+                os.close(os.open(self.directory / "keeper", _FLAGS | os.O_EXCL, 0o600))
             except FileExistsError:
                 return SKIP
             return KEEP
@@ -158,9 +163,5 @@ def behavex_parent(userdata) -> int | None:
 
 
 def process_start_ticks(pid: int) -> str:
-    """A process's start time (Linux), so that a recycled pid is a different run."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "0"
+    """A process's start time, so that a recycled pid is a different run (portable.py)."""
+    return portable.process_start(pid)

@@ -1,6 +1,8 @@
 """The machine a run executed on: ``host_info`` for start build (tra-api.md §2.1).
 
-Cheap and total: a few small file reads on Linux, no subprocesses, never raises.
+Cheap and total: a few small file reads on Linux, one sysctl on macOS, two registry reads
+on Windows; no subprocesses, never raises.  ``version`` is the kernel's release, as
+``uname -r`` (macOS: Darwin's, e.g. 23.4.0) or Windows' ``major.minor.build``.
 """
 
 from __future__ import annotations
@@ -68,12 +70,40 @@ def _read(path: str, limit: int = 65536) -> str:
 
 
 def _uname():
-    """os.uname() where there is one; importing `platform` costs a few ms of every run."""
+    """os.uname() where there is one; importing `platform` costs a few ms of every run
+    (on Windows it may even start `cmd /c ver`: host_info does not use it there)."""
     if hasattr(os, "uname"):
         return os.uname()
     import platform
 
     return platform.uname()
+
+
+def _windows_version() -> str:
+    version = sys.getwindowsversion()
+    # platform_version: the real one, even for an interpreter whose manifest predates it.
+    major, minor, build = getattr(version, "platform_version", None) or version[:3]
+    return f"{major}.{minor}.{build}"
+
+
+def _windows_arch(environ: Mapping[str, str]) -> str:
+    # A 32-bit interpreter on 64-bit Windows sees PROCESSOR_ARCHITEW6432 = the machine's.
+    raw = environ.get("PROCESSOR_ARCHITEW6432") or environ.get("PROCESSOR_ARCHITECTURE") or ""
+    return _arch_name(raw)
+
+
+def _windows_bios() -> str:
+    """The BIOS's maker and product as Windows records them (a seam for tests)."""
+    import winreg
+
+    values = []
+    with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"HARDWARE\DESCRIPTION\System\BIOS") as key:
+        for name in ("SystemManufacturer", "SystemProductName", "BaseBoardManufacturer"):
+            try:
+                values.append(str(winreg.QueryValueEx(key, name)[0]))
+            except OSError:
+                continue
+    return " ".join(values)
 
 
 def _platform_name(name: str) -> str:
@@ -142,9 +172,15 @@ def _darwin_vmm_present() -> bool:
         return False
 
 
-def _host_type(environ: Mapping[str, str], root: str = "") -> str:
-    """Container, virtual or physical; ``root`` prefixes every path (tests use a fake tree)."""
+def _host_type(environ: Mapping[str, str], root: str = "", system: str | None = None) -> str:
+    """Container, virtual or physical; ``root`` prefixes every path (tests use a fake tree).
+    ``system``: sys.platform unless a test says otherwise."""
     try:
+        if (system or sys.platform) == "win32":
+            if environ.get("KUBERNETES_SERVICE_HOST") or environ.get("container"):
+                return "container"
+            bios = _windows_bios().lower()
+            return "virtual" if any(m in bios for m in _VM_MARKERS) else "physical"
         if _is_container(environ, root):
             return "container"
         if _is_virtual(root):
@@ -167,12 +203,18 @@ def host_info() -> dict[str, str]:
 
     Values the platform cannot tell are left out; never raises.
     """
+    if sys.platform == "win32":
+        node = lambda: os.environ.get("COMPUTERNAME", "")  # noqa: E731
+        version, arch = _windows_version, lambda: _windows_arch(os.environ)
+    else:
+        node = lambda: _uname().node  # noqa: E731
+        version, arch = (lambda: _uname().release), (lambda: _arch_name(_uname().machine))
     info = {
-        "hostname": _safe(socket.gethostname) or _safe(lambda: _uname().node),
+        "hostname": _safe(socket.gethostname) or _safe(node),
         "platform": _platform_name(sys.platform),
         "type": _safe(lambda: _host_type(os.environ)) or "physical",
-        "version": _safe(lambda: _uname().release),
-        "arch": _safe(lambda: _arch_name(_uname().machine)),
+        "version": _safe(version),
+        "arch": _safe(arch),
     }
     return {key: value for key, value in info.items() if value}
 

@@ -36,18 +36,34 @@ def delivered_by_report(run_dir: Path) -> bool:
 
 
 def remove(run_dir: Path) -> bool:
-    """Remove a journal unless a process is delivering it (holds its lock)."""
+    """Remove a journal unless a process is delivering it (holds its lock).  Its contents
+    go while we hold the lock; the lock file, and then the directory, once we released it:
+    Windows refuses to delete a file that is open (ours, holding the lock)."""
+    run_dir = Path(run_dir)
     lock = journal.try_lock(run_dir)
     if lock is None:
         return False
     try:
-        shutil.rmtree(run_dir)
+        for child in run_dir.iterdir():
+            if child.name in _LOCK_FILES:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
     except OSError as exc:
         log.warning("cannot remove journal %s: %s", run_dir, exc)
         return False
     finally:
         lock.close()
+    try:
+        shutil.rmtree(run_dir)  # the lock file: nothing in it to deliver any more
+    except OSError as exc:
+        log.warning("cannot remove journal %s: %s", run_dir, exc)
     return True
+
+
+_LOCK_FILES = (journal.LOCK, journal.LOCK + ".pid")  # (the second: journal.PidLock)
 
 
 def prune(journal_dir: Path, keep: int) -> list[Path]:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import portable
 from .drafts import Expander
 from .private_dirs import NOFOLLOW
 
@@ -86,8 +87,9 @@ def make_private_dir(path: Path) -> None:
 
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
     """Owner-only; a symbolic link in the file's place is refused (ELOOP) where the
-    platform can tell (private_dirs.NOFOLLOW)."""
-    return os.open(path, flags | NOFOLLOW, 0o600)
+    platform can tell (private_dirs.NOFOLLOW); binary on Windows (where os.open() is text
+    mode by default)."""
+    return os.open(path, flags | NOFOLLOW | portable.O_BINARY, 0o600)
 
 
 def open_for_append(path: Path) -> int:
@@ -99,7 +101,7 @@ def open_for_append(path: Path) -> int:
     end = _data_end(fd, size)
     if end < size:
         os.ftruncate(fd, end)
-    if end and os.pread(fd, 1, end - 1) != b"\n":
+    if end and portable.pread(fd, 1, end - 1) != b"\n":
         os.write(fd, b"\n")
     return fd
 
@@ -110,7 +112,7 @@ def _data_end(fd: int, size: int) -> int:
     end = size
     while end > 0:
         start = max(0, end - WINDOW)
-        chunk = os.pread(fd, end - start, start)
+        chunk = portable.pread(fd, end - start, start)
         kept = len(chunk.rstrip(b"\0"))
         if kept:
             return start + kept
@@ -124,6 +126,9 @@ def private_file(path: Path) -> Path:
     return path
 
 
+_pwrite = getattr(os, "pwrite", None) or portable.pwrite  # Windows has no os.pwrite
+
+
 class JournalWriter:
     """Appends events; used by the behave process (one writer per journal).
 
@@ -134,7 +139,8 @@ class JournalWriter:
     in this VM: the journal's writes were a third of the reporter's cost per scenario).
     The file is grown a window at a time; its unused end reads as zero bytes, where
     readers stop (LineReader), and close() cuts it off.  Where mapping is not possible,
-    each record is one os.write(), as before."""
+    each record is one os.write(), as before; and so on Windows, whose mmap module has no
+    MAP_SHARED (the mapping path is unverified there: this project has no Windows machine)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
@@ -177,7 +183,7 @@ class JournalWriter:
             window = self._next_window(size)
             at = self._pos - self._base
         if window is None:
-            os.pwrite(self._fd, data, self._pos)
+            _pwrite(self._fd, data, self._pos)
         else:
             window[at : at + size - 1] = data[:-1]
             window[at + size - 1] = 10  # the newline last: a reader never sees half a record
@@ -324,7 +330,7 @@ def write_report(directory: Path, report: dict) -> None:
     fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=1)
-    os.replace(tmp, Path(directory) / REPORT)
+    portable.replace(tmp, Path(directory) / REPORT)  # retried while a reader has it (Windows)
 
 
 def read_report(directory: Path) -> dict | None:
@@ -352,13 +358,55 @@ class Appender:
 
 def try_lock(directory: Path):
     """An exclusive, non-blocking lock on a journal, so that one process delivers it at a
-    time.  Returns an open file (keep it to hold the lock) or None when someone holds it."""
-    import fcntl
-
+    time.  Returns an object with close() (keep it to hold the lock) or None when someone
+    holds it.  Where the platform has no file locks, a lock file naming its owner's pid
+    stands in (PidLock)."""
+    if not portable.locks_available():
+        return PidLock.acquire(Path(directory) / (LOCK + ".pid"))
     fd = open_private(Path(directory) / LOCK, os.O_RDWR | os.O_CREAT)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locked = portable.lock(fd, blocking=False)
     except OSError:
+        locked = False
+    if not locked:
         os.close(fd)
         return None
-    return os.fdopen(fd, "r+")
+    return portable.HeldLock(fd)
+
+
+class PidLock:
+    """A lock file created exclusively, holding the owner's pid and start time; one whose
+    owner is gone (killed: it could not delete it) is taken over.  Only for platforms with
+    neither flock() nor msvcrt.locking(): two processes taking over the same stale file in
+    the same instant could both win, which the real locks exclude."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def acquire(cls, path: Path) -> PidLock | None:
+        me = f"{os.getpid()} {portable.process_start(os.getpid())}"
+        for _ in range(3):
+            try:
+                fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                try:
+                    pid, _, started = path.read_text(encoding="ascii").partition(" ")
+                    age = time.time() - path.stat().st_mtime
+                except (OSError, ValueError):
+                    return None  # being written or deleted right now: someone holds it
+                if not pid.isdigit():
+                    if age < 5:
+                        return None  # its owner has not written its pid yet
+                elif portable.pid_alive(int(pid)):
+                    if portable.process_start(int(pid)) == started.strip():
+                        return None
+                portable.unlink_closed(path)  # a dead owner's (or a recycled pid's)
+                continue
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(me.encode("ascii"))
+            return cls(path)
+        return None
+
+    def close(self) -> None:
+        portable.unlink_closed(self.path)

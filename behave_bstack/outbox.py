@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import journal
+from . import journal, portable
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
@@ -61,11 +61,33 @@ class Outbox:
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env=env,
-                start_new_session=True,  # a Ctrl-C goes to behave, which stops us in order
                 close_fds=True,
+                # Its own session / process group: a Ctrl-C goes to behave, which stops us
+                # in order.
+                **portable.uploader_process_options(),
             )
-        self.uploader.stdin.write(json.dumps({**options, "parent_pid": os.getpid()}).encode())
-        self.uploader.stdin.close()
+        # One line of settings; the pipe stays open: "stop" stops the uploader, and its
+        # end (however behave ends) tells it that behave is gone (uploader.py).
+        line = json.dumps({**options, "parent_pid": os.getpid()}) + "\n"
+        self.uploader.stdin.write(line.encode())
+        self.uploader.stdin.flush()
+
+    def _stop_uploader(self) -> None:
+        """Ask the uploader to stop: it stops sending, writes its report and exits.  The
+        same on every platform (on Windows terminate() would kill it before it wrote its
+        report)."""
+        try:
+            self.uploader.stdin.write(b"stop\n")
+            self.uploader.stdin.flush()
+        except (OSError, ValueError):
+            pass  # it is gone already
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        try:
+            self.uploader.stdin.close()
+        except (OSError, ValueError):
+            pass
 
     def _wait_for_uploader(self, timeout: float) -> None:
         """Until the uploader exits, or reports that only a build finish waiting for other
@@ -90,12 +112,13 @@ class Outbox:
         try:
             self._wait_for_uploader(max(0.0, flush_timeout))
         except subprocess.TimeoutExpired:
-            self.uploader.terminate()  # it stops sending, writes its report and exits
+            self._stop_uploader()  # it stops sending, writes its report and exits
             try:
                 self.uploader.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.uploader.kill()
                 self.uploader.wait()
+        self._close_pipe()  # a keeper that stays reads the pipe's end: behave is gone
         deadline = time.monotonic() + 1
         report = journal.read_report(self.run_dir)
         while report is None and time.monotonic() < deadline:

@@ -147,7 +147,10 @@ class Payloads:
         vc_path = None
         if self.repo_root:
             absolute = os.path.abspath(os.path.join(self.cwd, raw))
-            vc_path = os.path.relpath(absolute, self.repo_root)
+            try:
+                vc_path = os.path.relpath(absolute, self.repo_root)
+            except ValueError:  # Windows: another drive than the repository's
+                vc_path = ".."
             vc_path = None if vc_path.startswith("..") else vc_path.replace(os.sep, "/")
         return mapping.relative_path(raw, self.cwd, self.root), vc_path
 
@@ -355,7 +358,10 @@ def _prefix_in_repo(cwd: str, repo_root: str | None) -> str | None:
     it), or None when there is no repository or cwd lies outside it."""
     if not repo_root:
         return None
-    rel = os.path.relpath(os.path.abspath(cwd), repo_root)
+    try:
+        rel = os.path.relpath(os.path.abspath(cwd), repo_root)
+    except ValueError:  # Windows: another drive than the repository's
+        return None
     if rel == os.curdir:
         return ""
     if rel.startswith(os.pardir):

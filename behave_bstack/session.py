@@ -80,13 +80,7 @@ class ReportingSession:
             key = coordination.build_key(
                 settings.project_name, settings.build_name, self.run_identifier
             )
-            try:
-                self.participation = coordination.Participation(key, outer_pid=self.outer_pid)
-            except private_dirs.Refused as exc:
-                warn(
-                    f"behave-bstack: not using {exc}; this process finishes the build "
-                    "without waiting for the others of its run"
-                )
+            self.participation = self._participate(key)
         self._journal_start(repo_root)
         tracker = self.tracker
         self._unwrap_runs = wrap_scenario_runs(
@@ -103,6 +97,26 @@ class ReportingSession:
         if self.live:
             self.outbox.start_uploader(self.uploader_options())
         api.activate(self)
+
+    def _participate(self, key: str) -> coordination.Participation | None:
+        """Register with the other processes of this build run; where the platform cannot
+        (no file locks, no usable temp directory), one line, and this process finishes
+        the build itself, as a CI shard on another machine does."""
+        try:
+            return coordination.Participation(key, outer_pid=self.outer_pid)
+        except private_dirs.Refused as exc:
+            warn(
+                f"behave-bstack: not using {exc}; this process finishes the build "
+                "without waiting for the others of its run"
+            )
+            return None
+        except Exception as exc:  # noqa: BLE001 - e.g. LocksUnavailable, a missing os call
+            why = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
+            warn(
+                "behave-bstack: no cross-process build coordination here "
+                f"({why}): this process finishes the build itself"
+            )
+            return None
 
     def _own_logging(self) -> None:
         """Our log lines go to the journal's debug.log (with bstack.debug) and nowhere

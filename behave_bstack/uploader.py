@@ -1,14 +1,18 @@
 """The uploader process: follows a run's journal while behave writes it, and delivers.
 
 behave starts it with `python -m behave_bstack.uploader RUN_DIR` and writes its settings,
-credentials included, as one JSON document on its stdin (never on the command line or in
-the environment, where other processes could read them).  It runs in its own session, so a
-Ctrl-C in the terminal reaches behave, which then stops it in an orderly way.
+credentials included, as one JSON line on its stdin (never on the command line or in the
+environment, where other processes could read them).  behave keeps that pipe open: a line
+"stop" asks the uploader to stop (the flush deadline passed), and the pipe's end tells that
+behave is gone, however it ended -- the same on Linux, macOS and Windows, where there is no
+SIGTERM to catch (Popen.terminate() kills at once) and os.getppid() does not change when
+the parent dies.  It runs in its own session (Unix) or process group (Windows), so a Ctrl-C
+in the terminal reaches behave, which then stops it in an orderly way.
 
-It ends when the journal says the run ended and everything is settled, when behave sends
-SIGTERM (its flush deadline passed), or, if behave died without ending the run, after it
-closed the runs left open as interrupted and delivered what it could within the orphan
-time limit.  Either way it writes report.json for behave's summary.
+It ends when the journal says the run ended and everything is settled, when behave asks it
+to stop (or sends SIGTERM), or, if behave died without ending the run, after it closed the
+runs left open as interrupted and delivered what it could within the orphan time limit.
+Either way it writes report.json for behave's summary.
 """
 
 from __future__ import annotations
@@ -16,14 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
-from . import journal
+from . import journal, portable
 from .defaults import DEFAULT_CONCURRENCY
 from .delivery import Delivery
 from .transport import Transport
@@ -48,19 +52,45 @@ def make_transport(options: dict) -> Transport:
     )
 
 
-def follow(run_dir: Path, options: dict) -> dict:
-    """Deliver a journal that behave is still writing; returns the report."""
+def watch_control(control, stopping: threading.Event, gone: threading.Event) -> None:
+    """Read behave's pipe on a thread: "stop" sets `stopping`; its end sets `gone`."""
+
+    def watch() -> None:
+        try:
+            for line in control:
+                if line.strip() == "stop":
+                    stopping.set()
+        except (OSError, ValueError):
+            pass
+        gone.set()
+
+    threading.Thread(target=watch, name="bstack-control", daemon=True).start()
+
+
+def follow(run_dir: Path, options: dict, control=None) -> dict:
+    """Deliver a journal that behave is still writing; returns the report.  `control`:
+    behave's pipe (see the module's docstring); None: behave's liveness by its pid."""
     delivery = Delivery(
         run_dir,
         make_transport(options),
         concurrency=int(options.get("concurrency", DEFAULT_CONCURRENCY)),
     )
     parent = int(options.get("parent_pid") or os.getppid())
-    signal.signal(signal.SIGTERM, lambda *_: delivery.stopping.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: delivery.stopping.set())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError, AttributeError):
+        pass  # not the main thread, or a platform without these signals
+    gone = threading.Event()
+    if control is not None:
+        watch_control(control, delivery.stopping, gone)
 
     def parent_alive() -> bool:
-        return os.getppid() == parent
+        if gone.is_set():
+            return False
+        if os.name == "posix":
+            return os.getppid() == parent  # re-parented: behave died
+        return control is not None or portable.pid_alive(parent)
 
     try:
         delivery.run_until(float("inf"), follow=True, alive=parent_alive)
@@ -76,26 +106,30 @@ def follow(run_dir: Path, options: dict) -> dict:
     finally:
         delivery.shutdown(drain=4.0)  # behave waits 5 s after asking us to stop
     report = delivery.report()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    report["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
+    report["cpu_seconds"] = round(time.process_time(), 3)  # user + system, every platform
     journal.write_report(run_dir, report)
     if os.environ.get("BSTACK_UPLOADER_RUSAGE"):  # benchmarks read the peak memory here
         with open(os.environ["BSTACK_UPLOADER_RUSAGE"], "w") as handle:
-            json.dump({"maxrss_kib": usage.ru_maxrss}, handle)
+            json.dump({"maxrss_kib": peak_rss_kib()}, handle)
     return report
+
+
+def peak_rss_kib() -> int | None:
+    """Peak resident memory (Linux: KiB; macOS reports bytes); None where `resource` is
+    missing (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
 
 
 def writer_alive(meta: dict) -> bool:
     """Is the behave process that wrote this journal still running (on this machine)?"""
     if meta.get("hostname") != socket.gethostname():
         return False
-    try:
-        os.kill(int(meta.get("pid")), 0)
-    except (TypeError, ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
+    return portable.pid_alive(meta.get("pid"))
 
 
 def deliver_journal(run_dir: Path, options: dict, timeout: float, max_attempts: int = 5) -> dict:
@@ -127,7 +161,7 @@ def deliver_journal(run_dir: Path, options: dict, timeout: float, max_attempts: 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     run_dir = Path(argv[0])
-    options = json.loads(sys.stdin.read() or "{}")
+    options = json.loads(sys.stdin.readline() or "{}")  # then the pipe stays open
     lock = journal.try_lock(run_dir)
     if lock is None:
         return 0  # someone else is delivering this journal
@@ -138,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     logger = logging.getLogger("behave_bstack")
     logger.addHandler(handler)
     logger.setLevel(level)
-    follow(run_dir, options)
+    try:
+        follow(run_dir, options, control=sys.stdin)
+    finally:
+        lock.close()  # before os._exit(): a lock file (PidLock) would outlive us
     return 0
 
 

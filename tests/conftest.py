@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from behave_bstack.emulator.server import TraServer
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so test modules import helpers
+sys.path.append(str(Path(__file__).resolve().parent / "simplatform"))  # tests use its parts
+
+# BSTACK_SIMULATE_PLATFORM=windows|bare: this process, and every Python process the tests
+# start (behave, its uploader, behave-bstack), run on the simulated platform of
+# tests/simplatform/simplatform.py.  Installed before the package is imported.
+if os.environ.get("BSTACK_SIMULATE_PLATFORM"):
+    _SIMPLATFORM = str(Path(__file__).resolve().parent / "simplatform")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_SIMPLATFORM, os.environ.get("PYTHONPATH")) if p
+    )
+    import simplatform
+
+    simplatform.install_from_env(keep_ids=True)  # (the tests' tools use os.getuid)
+
+from behave_bstack.emulator.server import TraServer  # noqa: E402
+
 pytest.register_assert_rewrite("helpers")  # detailed messages from its assert_* helpers
 
 import helpers  # noqa: E402
