@@ -65,7 +65,8 @@ class TestRun:
     cleanup_failures: list[list[str]] = field(default_factory=list)
     forced_result: str | None = None
     # The steps behave announced (formatter.step, after before_scenario): what it runs
-    # and reports, whatever hooks did to the model; see final_steps().
+    # and reports, whatever hooks did to the model (finish_current falls back to
+    # scenario.all_steps when none were announced).
     steps: list = field(default_factory=list)
     # The line of every step the journal's reader gives this test (the file's steps), or
     # None when its start was described in full: the finish then names its steps.
