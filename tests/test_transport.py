@@ -387,3 +387,12 @@ def test_an_idle_connection_the_server_closed_is_dropped_before_it_is_reused(ser
     assert len(transport.server_ends) == 2
     assert second.recv(100) == b"POST /b HTTP/1.1\r\n\r\nPOST /c HTTP/1.1\r\n\r\n"
     sender.close()
+
+
+def test_loopback_is_an_address_or_name_not_a_prefix():
+    from behave_bstack.transport import is_loopback
+
+    for host in ("127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST.", "[::1]", "a.localhost"):
+        assert is_loopback(host), host
+    for host in ("127.evil.com", "127.0.0.1.nip.io", "example.com", "", None, "10.0.0.1"):
+        assert not is_loopback(host), host
