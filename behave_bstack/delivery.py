@@ -574,7 +574,8 @@ class Delivery:
                 {"op": "build_finish", "ref": "build", "body": {"finished_at": finished_at}}
             )
         records.append({"op": "end"})  # the journal is complete now: never closed twice
-        writer = journal.Appender(self.directory, self.max_seq)
+        # (records only readers need, such as step records, never reach _take)
+        writer = journal.Appender(self.directory, max(self.max_seq, self.reader.last_seq))
         for record in records:
             record["seq"] = writer.append(record)
         writer.close()

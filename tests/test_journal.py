@@ -286,3 +286,45 @@ def test_a_sigkilled_writer_loses_nothing_and_the_journal_can_be_closed_later(tm
     records = journal.read_all(path)
     assert len(records) == 501 and records[-1] == {"op": "end", "seq": 501}
     assert b"\0" not in path.read_bytes()
+
+
+def test_passed_step_records_read_without_the_json_decoder_read_as_json(tmp_path):
+    from behave_bstack.drafts import STEP_TEMPLATE
+
+    writer = journal.JournalWriter(tmp_path)
+    writer.append_template(STEP_TEMPLATE, "t12", 0, 1795915110805, 1795915110806)
+    writer.append("step", None, "t12", step=[1, "failed", 5, 6, 'boom "x", ]}'])
+    writer.append("step", None, "t12", step=[2, "passed", 7, 8])  # the encoder's own form
+    writer.close()
+    lines = (tmp_path / journal.EVENTS).read_bytes().splitlines()
+    assert [journal._passed_step(line) for line in lines[1:]] == [None, None]
+    fast = journal._passed_step(lines[0])
+    assert fast == __import__("json").loads(lines[0])
+    assert journal.read_all(tmp_path / journal.EVENTS) == [
+        __import__("json").loads(line) for line in lines
+    ]
+
+
+def test_records_after_an_interrupted_tests_steps_take_new_sequence_numbers(tmp_path):
+    """Step records reach no reader's consumer, but the closing records that `upload`
+    appends still follow them: no sequence number is used twice."""
+    from behave_bstack.drafts import STEP_TEMPLATE
+
+    writer = journal.JournalWriter(tmp_path)
+    writer.append("meta", {"owns_build": True})
+    writer.append("build_start", {"name": "b"}, "build")
+    writer.append("test_start", {"name": "t", "started_at": 100}, "t1")
+    writer.append_template(STEP_TEMPLATE, "t1", 0, 100, 150)
+    writer.append_template(STEP_TEMPLATE, "t1", 1, 150, 170)
+    writer._fd, fd = -1, writer._fd  # the process dies: the file is not closed
+    os.close(fd)
+    delivery = Delivery(tmp_path, None)
+    delivery.load_new()
+    assert delivery.close_interrupted("Interrupted") == 2
+    seqs = [r["seq"] for r in journal.read_all(tmp_path / journal.EVENTS)]
+    assert len(seqs) == len(set(seqs)) and seqs == sorted(seqs)
+    finish = next(
+        e for e in journal.read_events(tmp_path / journal.EVENTS) if e["op"] == "test_finish"
+    )
+    assert [s["result"] for s in finish["body"]["meta"]["steps"]] == ["passed", "passed"]
+    assert finish["body"]["duration_in_ms"] == 70
