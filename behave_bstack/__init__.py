@@ -4,7 +4,7 @@
 environment.py may call attach(), set_custom_metadata() and set_environment().
 """
 
-from .api import attach, set_custom_metadata, set_environment
+from .recording.api import attach, set_custom_metadata, set_environment
 
 __version__ = "0.1.0"
 __all__ = ["BstackFormatter", "attach", "set_custom_metadata", "set_environment"]

@@ -11,8 +11,8 @@ import os
 
 from behave.formatter.base import Formatter
 
-from .hookwatch import find_runner
-from .session import ReportingSession, warn
+from .recording.hookwatch import find_runner
+from .recording.session import ReportingSession, warn
 
 
 def output_file_named(stream_opener) -> str | None:

@@ -24,8 +24,8 @@ from typing import Any
 
 from helpers import clean_env, server_env
 
-from behave_bstack import journal
-from behave_bstack.uploader import deliver_journal
+from behave_bstack.delivery.uploader import deliver_journal
+from behave_bstack.journal import store as journal
 
 FORMATTER = "behave_bstack:BstackFormatter"
 
@@ -236,7 +236,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float 
 
 
 def uploader_pids(run_dir: Path) -> list[int]:
-    """Processes running `behave_bstack.uploader <run_dir>` (found through /proc)."""
+    """Processes running `behave_bstack.delivery.uploader <run_dir>` (found through /proc)."""
     found = []
     needle = str(run_dir).encode()
     for entry in Path("/proc").iterdir():
@@ -246,7 +246,7 @@ def uploader_pids(run_dir: Path) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"behave_bstack.uploader" in argv and needle in argv:
+        if b"behave_bstack.delivery.uploader" in argv and needle in argv:
             found.append(int(entry.name))
     return found
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from behave_bstack.capture import Sink, _Tee
+from behave_bstack.recording.capture import Sink, _Tee
 
 
 def test_the_tee_writes_through_and_copies_the_text() -> None:

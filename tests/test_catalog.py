@@ -10,9 +10,9 @@ from behave.model import ScenarioOutline
 from behave.parser import parse_file
 from helpers import BEHAVE_13, CONFORMANCE
 
-from behave_bstack import mapping
-from behave_bstack.drafts import Expander, render_code
-from behave_bstack.payloads import Payloads
+from behave_bstack.description import mapping
+from behave_bstack.journal.drafts import Expander, render_code
+from behave_bstack.recording.payloads import Payloads
 
 TRICKY = """\
 @team.a

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from behave_bstack.ci import RUN_IDENTIFIER_MAX, ci_run_identifier, detect_ci, is_ci
+from behave_bstack.origin.ci import RUN_IDENTIFIER_MAX, ci_run_identifier, detect_ci, is_ci
 
 SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 

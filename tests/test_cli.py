@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from behave_bstack import cli, host, journal
+from behave_bstack.command import main as cli
 from behave_bstack.emulator import TraServer
+from behave_bstack.journal import store as journal
+from behave_bstack.origin import host
 
 REPO = Path(__file__).resolve().parents[1]
 USER = "cli_user"

@@ -1,4 +1,4 @@
-"""Tests for behave_bstack.config: sources, precedence, browserstack.yml, bad input, redaction."""
+"""Tests for behave_bstack.settings.config: sources, precedence, browserstack.yml, bad input, redaction."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from behave_bstack import config
-from behave_bstack.config import DEFAULT_API_URL, USERDATA_KEYS, Settings, load_settings
+from behave_bstack.settings import config
+from behave_bstack.settings.config import DEFAULT_API_URL, USERDATA_KEYS, Settings, load_settings
 
 NOW = datetime(2026, 11, 28, 20, 45, 7)
 SECRET = "Sup3rSecretAccessKey42"

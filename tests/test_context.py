@@ -169,7 +169,7 @@ def test_attachments(server, tmp_path):
 
 
 def _behave_has_attach() -> bool:
-    from behave_bstack.host import behave_version
+    from behave_bstack.origin.host import behave_version
 
     return not behave_version().startswith("1.2")
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import faultkit as fk
 import pytest
 
-from behave_bstack import journal
-from behave_bstack.delivery import Delivery, refs_in, retry_after
+from behave_bstack.delivery.dispatch import Delivery, refs_in, retry_after
+from behave_bstack.delivery.transport import Response, Transport, TransportError
 from behave_bstack.emulator import TraServer
-from behave_bstack.transport import Response, Transport, TransportError
+from behave_bstack.journal import store as journal
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from helpers import DEMO_ARGS, FORMATTER
 
-from behave_bstack import journal
-from behave_bstack.drafts import (
+from behave_bstack.journal import store as journal
+from behave_bstack.journal.drafts import (
     STEP_TEMPLATE,
     Expander,
     expand_steps,
@@ -134,7 +134,7 @@ def test_a_real_run_reads_the_same_with_and_without_the_direct_forms(
 ) -> None:  # noqa: F811 - run_behave is the fixture
     """The demo suite passes, fails and runs hooks: every test is journaled once through
     the direct forms (where they apply) and once through the general encoder."""
-    from behave_bstack.tracker import Tracker
+    from behave_bstack.recording.tracker import Tracker
 
     formatted = []
     original = journal.JournalWriter.append_formatted

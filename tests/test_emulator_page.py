@@ -16,10 +16,11 @@ from html.parser import HTMLParser
 import pytest
 from helpers import DEMO_ARGS, FORMATTER
 
-from behave_bstack import cli, journal
+from behave_bstack.command import main as cli
+from behave_bstack.delivery.routes import build_url
 from behave_bstack.emulator import TraServer
 from behave_bstack.emulator.call_line import call_line
-from behave_bstack.routes import build_url
+from behave_bstack.journal import store as journal
 
 AUTH = "Basic " + base64.b64encode(b"bs_user:bs_key").decode()
 T0 = "2025-11-11T10:30:05.123Z"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from behave_bstack.clock import iso_from_epoch_ms
-from behave_bstack.finalize import _IsoCache, finalize, iso_times
+from behave_bstack.base.clock import iso_from_epoch_ms
+from behave_bstack.delivery.finalize import _IsoCache, finalize, iso_times
 
 MOMENT = 1_795_913_866_547  # epoch ms
 
@@ -21,7 +21,7 @@ def test_iso_text_reuses_the_second_and_stays_exact_across_seconds():
 def test_iso_text_of_the_same_second_is_not_looked_up_again(monkeypatch):
     calls = []
     monkeypatch.setattr(
-        "behave_bstack.finalize.iso_from_epoch_ms",
+        "behave_bstack.delivery.finalize.iso_from_epoch_ms",
         lambda ms: calls.append(ms) or iso_from_epoch_ms(ms),
     )
     iso = _IsoCache().text
@@ -60,7 +60,7 @@ def test_a_finish_is_converted_then_fitted(op):
 def test_finalize_gives_what_converting_then_fitting_gives_and_leaves_the_draft(op):
     import copy
 
-    from behave_bstack.limits import fit_log_entries, fit_payload
+    from behave_bstack.delivery.limits import fit_log_entries, fit_payload
 
     step = {"id": "1", "keyword": "Given", "text": "x", "result": "passed"}
     draft = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import DEMO_ARGS, FORMATTER, reported_tests, run_behave, server_env
 
-from behave_bstack import payloads, tracker
+from behave_bstack.recording import payloads, tracker
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from behave_bstack import host
-from behave_bstack.host import _arch_name, _host_type, _platform_name, host_info
+from behave_bstack.origin import host
+from behave_bstack.origin.host import _arch_name, _host_type, _platform_name, host_info
 
 
 def write(root: Path, relative: str, text: str = "") -> None:

@@ -16,10 +16,11 @@ from pathlib import Path
 import faultkit as fk
 import pytest
 
-from behave_bstack import cli, journal
-from behave_bstack.config import DEFAULT_KEEP_JOURNALS, load_settings
+from behave_bstack.command import main as cli
 from behave_bstack.emulator import TraServer
-from behave_bstack.housekeeping import delivered_by_report
+from behave_bstack.journal import store as journal
+from behave_bstack.journal.housekeeping import delivered_by_report
+from behave_bstack.settings.config import DEFAULT_KEEP_JOURNALS, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,7 @@ from helpers import (
     stderr_lines,
 )
 
-from behave_bstack import mapping
+from behave_bstack.description import mapping
 
 # The scenarios of features/ that fail on purpose (features/README.md), with what the
 # failure must say first.

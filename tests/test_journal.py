@@ -12,8 +12,8 @@ from pathlib import Path
 import faultkit as fk
 import pytest
 
-from behave_bstack import journal
-from behave_bstack.delivery import Delivery
+from behave_bstack.delivery.dispatch import Delivery
+from behave_bstack.journal import store as journal
 
 
 def mode(path: Path) -> int:
@@ -116,7 +116,7 @@ def test_try_lock_is_exclusive(tmp_path):
     assert journal.try_lock(run_dir) is None  # same process, another open file
     probe = textwrap.dedent(
         f"""
-        from behave_bstack import journal
+        from behave_bstack.journal import store as journal
         print(journal.try_lock({str(run_dir)!r}) is None)
         """
     )
@@ -268,7 +268,7 @@ def test_a_sigkilled_writer_loses_nothing_and_the_journal_can_be_closed_later(tm
         f"""
         import os, signal
         from pathlib import Path
-        from behave_bstack import journal
+        from behave_bstack.journal import store as journal
         writer = journal.JournalWriter(Path({str(tmp_path / "run")!r}))
         for n in range(500):
             writer.append("logs", {{"n": n}})
@@ -289,7 +289,7 @@ def test_a_sigkilled_writer_loses_nothing_and_the_journal_can_be_closed_later(tm
 
 
 def test_passed_step_records_read_without_the_json_decoder_read_as_json(tmp_path):
-    from behave_bstack.drafts import STEP_TEMPLATE
+    from behave_bstack.journal.drafts import STEP_TEMPLATE
 
     writer = journal.JournalWriter(tmp_path)
     writer.append_template(STEP_TEMPLATE, "t12", 0, 1795915110805, 1795915110806)
@@ -308,7 +308,7 @@ def test_passed_step_records_read_without_the_json_decoder_read_as_json(tmp_path
 def test_records_after_an_interrupted_tests_steps_take_new_sequence_numbers(tmp_path):
     """Step records reach no reader's consumer, but the closing records that `upload`
     appends still follow them: no sequence number is used twice."""
-    from behave_bstack.drafts import STEP_TEMPLATE
+    from behave_bstack.journal.drafts import STEP_TEMPLATE
 
     writer = journal.JournalWriter(tmp_path)
     writer.append("meta", {"owns_build": True})

@@ -1,4 +1,4 @@
-"""behave_bstack.limits: every payload stays inside every limit of tra-api.md."""
+"""behave_bstack.delivery.limits: every payload stays inside every limit of tra-api.md."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from behave_bstack.emulator.validation import validate
-from behave_bstack.limits import (
+from behave_bstack.delivery.limits import (
     TRUNCATION_MARKER,
     batch,
     clean_text,
@@ -24,6 +23,7 @@ from behave_bstack.limits import (
     fit_scopes,
     fit_tags,
 )
+from behave_bstack.emulator.validation import validate
 
 TS = "2025-11-11T10:30:05.123Z"
 HYPO = settings(

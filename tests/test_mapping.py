@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from helpers import BEHAVE_13, FORMATTER, reported_tests, run_behave, server_env
 
-from behave_bstack import mapping
+from behave_bstack.description import mapping
 
 # Every status name behave 1.2.6 and 1.3.x use, with the result the mapping table in
 # mapping.py's docstring gives it: (test result, step result).
@@ -113,7 +113,7 @@ def test_describe_exception_without_message_or_traceback() -> None:
 def test_describe_exception_hides_the_reporters_own_frames() -> None:
     """A hook raises through our wrapper (hookwatch/tracker); users must see their frames,
     not ours."""
-    from behave_bstack import hookwatch
+    from behave_bstack.recording import hookwatch
 
     def user_hook(context) -> None:
         raise RuntimeError("boom in user hook")
@@ -190,7 +190,7 @@ def test_step_text_escapes_what_gherkin_escapes() -> None:
 def test_repeated_scenario_names_become_unique_and_stable() -> None:
     from behave.parser import parse_feature
 
-    from behave_bstack.payloads import Payloads
+    from behave_bstack.recording.payloads import Payloads
 
     source = """\
 Feature: Repeats
@@ -404,7 +404,7 @@ def test_timestamps_stay_real_when_step_code_mocks_time(tra_server, tmp_path: Pa
 )
 def test_file_name_and_repository_path_of_a_feature(cwd, repo, raw, expected) -> None:
     """The shortcut for clean relative paths gives what the general computation gives."""
-    from behave_bstack.payloads import Payloads
+    from behave_bstack.recording.payloads import Payloads
 
     class Node:
         filename = raw

@@ -18,9 +18,9 @@ from pathlib import Path
 import faultkit as fk
 from helpers import copy_features, run_behave
 
-from behave_bstack import cli
-from behave_bstack.config import load_settings
+from behave_bstack.command import main as cli
 from behave_bstack.emulator import TraServer
+from behave_bstack.settings.config import load_settings
 
 PACKAGE = Path(__file__).resolve().parents[1] / "behave_bstack"
 PREFIX = "behave-bstack: "

@@ -221,8 +221,8 @@ def test_offline_shard_journals_uploaded_in_any_order_give_one_build(server, tmp
     """Shards that ran without a connection are uploaded later, in either order: one build
     with every test once (each shard's journal finishes the build: the API allows several
     finishes, the last counts)."""
-    from behave_bstack import journal
-    from behave_bstack.uploader import deliver_journal
+    from behave_bstack.delivery.uploader import deliver_journal
+    from behave_bstack.journal import store as journal
 
     journals = []
     for shard in range(2):

@@ -22,7 +22,9 @@ from pathlib import Path
 import helpers
 import pytest
 
-from behave_bstack import host, mapping, payloads
+from behave_bstack.description import mapping
+from behave_bstack.origin import host
+from behave_bstack.recording import payloads
 
 PACKAGE = Path(__file__).resolve().parents[1] / "behave_bstack"
 SIMPLATFORM = Path(__file__).resolve().parent / "simplatform"
@@ -47,10 +49,10 @@ POSIX_ONLY_ATTRIBUTES = {
 # The imports of such modules the package makes, each inside the one function that needs
 # it and only reached where it exists (or guarded).  A new one needs a review: add it here.
 LAZY = {
-    ("portable.py", "_lock_api", "fcntl"),
-    ("portable.py", "_lock_api", "msvcrt"),
-    ("uploader.py", "peak_rss_kib", "resource"),
-    ("host.py", "_windows_bios", "winreg"),
+    ("base/portable.py", "_lock_api", "fcntl"),
+    ("base/portable.py", "_lock_api", "msvcrt"),
+    ("delivery/uploader.py", "peak_rss_kib", "resource"),
+    ("origin/host.py", "_windows_bios", "winreg"),
 }
 
 
@@ -114,7 +116,7 @@ def test_every_os_open_asks_for_binary_mode():
                 if not any(word in call for word in ("O_BINARY", "_FLAGS", "binary")):
                     plain.append(f"{path.relative_to(PACKAGE).as_posix()}: {call}")
     # Opening the null device to silence a stream writes no newline that could change.
-    assert plain == ["cli.py: os.open(os.devnull, os.O_WRONLY)"]
+    assert plain == ["command/main.py: os.open(os.devnull, os.O_WRONLY)"]
 
 
 def test_the_package_imports_where_unix_modules_are_missing():
@@ -198,7 +200,7 @@ def test_the_issue_command_on_a_simulated_platform(tra_server, shop, tmp_path, m
     # behave and the uploader it started both ran on the simulated platform.
     started = log.read_text(encoding="utf-8").splitlines()
     assert any(" -m behave " in line for line in started), started
-    assert any("-m behave_bstack.uploader" in line for line in started), started
+    assert any("-m behave_bstack.delivery.uploader" in line for line in started), started
     assert all(line.startswith(f"{mode} ") for line in started)
     # Without file locks the uploader held its journal through a pid file, and let it go.
     (run_dir,) = list((tmp_path / "journal").iterdir())
@@ -249,7 +251,7 @@ def test_windows_feature_paths_are_sent_with_slashes(windows_paths, raw, expecte
 
 
 def test_windows_hook_location_is_sent_with_slashes(windows_paths):
-    from behave_bstack.hookwatch import hook_location
+    from behave_bstack.recording.hookwatch import hook_location
 
     def before_all(context):
         pass

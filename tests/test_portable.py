@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import simplatform
 
-from behave_bstack import coordination, journal, portable
+from behave_bstack.base import portable
+from behave_bstack.journal import coordination
+from behave_bstack.journal import store as journal
 
 # The tests' own tool (the stand-in msvcrt is built on it), also on the simulated platform.
 fcntl = simplatform.REAL_FCNTL or __import__("fcntl")
@@ -423,7 +425,7 @@ def test_kernel32_signatures_are_declared(monkeypatch):
 def test_removing_a_journal_where_open_files_cannot_be_deleted(monkeypatch, tmp_path):
     """housekeeping.remove() on Windows' terms: the lock file it holds open cannot be
     deleted until it let go of it; the whole journal still goes."""
-    from behave_bstack import housekeeping
+    from behave_bstack.journal import housekeeping
 
     run_dir = tmp_path / "20260101-000000-1-abcd"
     writer = journal.JournalWriter(run_dir)
@@ -473,7 +475,7 @@ def test_the_uploader_reads_stop_and_the_pipes_end():
     """The uploader's control pipe: "stop" stops delivery; the end means behave is gone."""
     import io
 
-    from behave_bstack.uploader import watch_control
+    from behave_bstack.delivery.uploader import watch_control
 
     stopping, gone = threading.Event(), threading.Event()
     read, write = os.pipe()

@@ -19,11 +19,14 @@ from pathlib import Path
 import faultkit as fk
 import pytest
 
-from behave_bstack import coordination, journal, private_dirs, session
-from behave_bstack.capture import attachment_entry
-from behave_bstack.config import load_settings
+from behave_bstack.base import private_dirs
 from behave_bstack.emulator import TraServer
-from behave_bstack.outbox import Outbox
+from behave_bstack.journal import coordination
+from behave_bstack.journal import store as journal
+from behave_bstack.recording import session
+from behave_bstack.recording.capture import attachment_entry
+from behave_bstack.recording.outbox import Outbox
+from behave_bstack.settings.config import load_settings
 
 OTHER = "bstack-other"
 POSIX = hasattr(os, "getuid")
@@ -215,7 +218,7 @@ def test_the_module_imports_without_posix_only_modules():
     code = (
         "import sys\n"
         "for name in ('fcntl', 'pwd', 'grp', 'termios', 'resource'): sys.modules[name] = None\n"
-        "import behave_bstack.private_dirs as p\n"
+        "import behave_bstack.base.private_dirs as p\n"
         "print(p.NOFOLLOW == getattr(__import__('os'), 'O_NOFOLLOW', 0))\n"
     )
     out = subprocess.run([fk.sys.executable, "-c", code], capture_output=True, text=True)

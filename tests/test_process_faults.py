@@ -15,8 +15,8 @@ from pathlib import Path
 import faultkit as fk
 import pytest
 
-from behave_bstack import journal
 from behave_bstack.emulator import TraServer
+from behave_bstack.journal import store as journal
 
 BLOCKED = 5  # the scenario where behave is stopped
 
@@ -158,7 +158,7 @@ def test_status_counts_the_closing_of_an_interrupted_run_as_pending(srv, tmp_pat
     send is pending: status shows it, and exits 1; afterwards status is clean."""
     import io
 
-    from behave_bstack import cli
+    from behave_bstack.command import main as cli
 
     root, run_dir = blocked_run_with_its_uploader_killed(srv, tmp_path)
     assert fk.all_acked(run_dir)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import FORMATTER, clean_env, run_behave, server_env
 
-from behave_bstack import project
 from behave_bstack.emulator import TraServer
+from behave_bstack.settings import project
 
 FEATURE = """\
 Feature: Calculator

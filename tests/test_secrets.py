@@ -15,10 +15,10 @@ from pathlib import Path
 import faultkit as fk
 import pytest
 
-from behave_bstack.config import load_settings
+from behave_bstack.delivery.transport import Transport, TransportError
+from behave_bstack.delivery.uploader import deliver_journal
 from behave_bstack.emulator import TraServer
-from behave_bstack.transport import Transport, TransportError
-from behave_bstack.uploader import deliver_journal
+from behave_bstack.settings.config import load_settings
 
 USER = "fk_user"
 

@@ -12,8 +12,8 @@ import time
 import faultkit as fk
 import pytest
 
+from behave_bstack.delivery.transport import Response, Sender, Transport, TransportError
 from behave_bstack.emulator import TraServer
-from behave_bstack.transport import Response, Sender, Transport, TransportError
 
 START = "/ext/v1/builds/start"
 BUILD = {"name": "b", "project_name": "p", "started_at": "2025-11-11T10:30:05.123Z"}
@@ -390,7 +390,7 @@ def test_an_idle_connection_the_server_closed_is_dropped_before_it_is_reused(ser
 
 
 def test_loopback_is_an_address_or_name_not_a_prefix():
-    from behave_bstack.transport import is_loopback
+    from behave_bstack.delivery.transport import is_loopback
 
     for host in ("127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST.", "[::1]", "a.localhost"):
         assert is_loopback(host), host

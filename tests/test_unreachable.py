@@ -19,10 +19,11 @@ from pathlib import Path
 import faultkit as fk
 import pytest
 
-from behave_bstack import cli, journal
-from behave_bstack.delivery import UNREACHABLE_AFTER, Delivery
+from behave_bstack.command import main as cli
+from behave_bstack.delivery.dispatch import UNREACHABLE_AFTER, Delivery
+from behave_bstack.delivery.transport import Transport
 from behave_bstack.emulator import TraServer
-from behave_bstack.transport import Transport
+from behave_bstack.journal import store as journal
 
 FLUSH = "30"  # the default flush deadline: the run must end long before it
 

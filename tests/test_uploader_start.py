@@ -8,14 +8,14 @@ import sys
 
 LATER_OR_NEVER = (
     "behave",  # parsed feature files only: imported when the first one is described
-    "behave_bstack.config",  # the behave process's settings
+    "behave_bstack.settings.config",  # the behave process's settings
     "urllib.request",  # proxy settings: never for a loopback API
 )
 
 
 def test_the_uploader_imports_only_what_it_needs_at_once():
     probe = (
-        "import sys, behave_bstack.uploader; "
+        "import sys, behave_bstack.delivery.uploader; "
         f"print([m for m in {LATER_OR_NEVER!r} if m in sys.modules])"
     )
     out = subprocess.run(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from behave_bstack.vcs import git_info, relative_to_repo, repo_root
+from behave_bstack.origin.vcs import git_info, relative_to_repo, repo_root
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -194,7 +194,7 @@ def test_not_a_repository(tmp_path: Path) -> None:
 
 
 def test_outside_any_repository_git_is_not_started(tmp_path: Path, monkeypatch) -> None:
-    import behave_bstack.vcs as vcs
+    import behave_bstack.origin.vcs as vcs
 
     asked = []
     monkeypatch.setattr(vcs, "_run_git", lambda *args, **kwargs: asked.append(args))

@@ -15,7 +15,7 @@ process itself, when BSTACK_SIMULATE_PLATFORM is set:
 - "windows" (the default): a stand-in `msvcrt` offers locking() with the Windows calling
   convention (lock the bytes from the file's position; LK_NBLCK fails with EACCES; per
   handle), built on the real flock() taken before fcntl is hidden, so the code's Windows
-  lock branch really runs across processes.  It is handed to behave_bstack.portable only
+  lock branch really runs across processes.  It is handed to behave_bstack.base.portable only
   (its _lock_api seam, replaced as the module loads): in sys.modules it would make the
   standard library (subprocess, asyncio) believe it runs on Windows;
   "bare": no msvcrt either -- a platform without any file lock.
@@ -72,13 +72,13 @@ def _fake_msvcrt(real_fcntl) -> types.ModuleType:
 
 
 class _PatchPortable(importlib.abc.MetaPathFinder):
-    """Once behave_bstack.portable has loaded, its _lock_api() answers the stand-in."""
+    """Once behave_bstack.base.portable has loaded, its _lock_api() answers the stand-in."""
 
     def __init__(self, msvcrt) -> None:
         self.msvcrt = msvcrt
 
     def find_spec(self, name, path=None, target=None):
-        if name != "behave_bstack.portable":
+        if name != "behave_bstack.base.portable":
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -138,7 +138,7 @@ def install(mode: str = "windows", keep_ids: bool = False) -> None:
     sys.meta_path.insert(0, _Hide())
     if mode == "windows":
         stand_in = _fake_msvcrt(real_fcntl)
-        loaded = sys.modules.get("behave_bstack.portable")
+        loaded = sys.modules.get("behave_bstack.base.portable")
         if loaded is not None:
             loaded._lock_api = lambda: ("msvcrt", stand_in)
         else:

@@ -32,10 +32,13 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote, urlsplit
 
-from . import __version__, host, journal, journal_view
-from .config import Settings, load_settings
-from .routes import ROUTES, build_url, path_for
-from .transport import Response, Transport, TransportError
+from .. import __version__
+from ..delivery.routes import ROUTES, build_url, path_for
+from ..delivery.transport import Response, Transport, TransportError
+from ..journal import store as journal
+from ..origin import host
+from ..settings.config import Settings, load_settings
+from . import journal_view
 
 PROG = "behave-bstack"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CREDENTIALS = 0, 1, 2, 3
@@ -225,7 +228,7 @@ def need_sending_settings(ctx: Context) -> None:
 
 
 def make_client(settings: Settings) -> Transport:
-    from .uploader import make_transport
+    from ..delivery.uploader import make_transport
 
     try:
         return make_transport(transport_options(settings))
@@ -236,7 +239,7 @@ def make_client(settings: Settings) -> Transport:
 def send(client: Transport, op: str, body: dict, build: str | None = None, target=None) -> dict:
     """One API call outside a journal (build start/finish, doctor --live).  The body is a
     draft like a journal's, so it goes through finalize() exactly like delivered ones."""
-    from .finalize import finalize
+    from ..delivery.finalize import finalize
 
     try:
         response = client.request(ROUTES[op][0], path_for(op, build, target), finalize(op, body))
@@ -306,7 +309,7 @@ def cmd_show(ctx: Context) -> int:
 
 def cmd_clean(ctx: Context) -> int:
     """Remove fully delivered journals (with --all: every journal not in use)."""
-    from .housekeeping import remove
+    from ..journal.housekeeping import remove
 
     journal_dir = ctx.journal_dir()
     states = [journal_view.read_state(d) for d in journal.run_directories(journal_dir)]
@@ -340,7 +343,7 @@ def cmd_clean(ctx: Context) -> int:
 
 
 def cmd_upload(ctx: Context) -> int:
-    from .uploader import deliver_journal
+    from ..delivery.uploader import deliver_journal
 
     need_sending_settings(ctx)
     ctx.warn_problems()
@@ -445,7 +448,7 @@ def upload_line(state: journal_view.JournalState, report: dict, sent: int, refus
 
 
 def cmd_build_start(ctx: Context) -> int:
-    from . import ci, host, vcs
+    from ..origin import ci, host, vcs
 
     need_sending_settings(ctx)
     ctx.warn_problems()
@@ -796,7 +799,7 @@ def cmd_doctor(ctx: Context) -> int:
 
 
 def cmd_serve(ctx: Context) -> int:
-    from .emulator import TraServer
+    from ..emulator import TraServer
 
     args = ctx.args
     printing = threading.Lock()  # held while the exports print: call lines come after them
@@ -850,7 +853,7 @@ def cmd_serve(ctx: Context) -> int:
 
 def _call_printer(ctx: Context, server, printing: threading.Lock):
     """A line per API call, whole lines only: the emulator serves calls from many threads."""
-    from .emulator.call_line import call_line
+    from ..emulator.call_line import call_line
 
     def print_call(call) -> None:
         line = call_line(call, server.state)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 
-from . import mapping
+from ..description import mapping
+from ..description.plain_gherkin import read_feature
 from .drafts import render_code
-from .plain_gherkin import read_feature
 
 
 class FeatureCatalog:
@@ -64,7 +64,7 @@ class FeatureCatalog:
         return self._parsed
 
     def _parse_now(self) -> tuple:
-        from .payloads import Payloads
+        from ..recording.payloads import Payloads
 
         lines = list(self.source.get("lines") or [])
         path = self.source.get("path") or self.source.get("file") or "unknown.feature"

@@ -25,7 +25,7 @@ import enum
 import os
 import traceback
 
-from .drafts import render_code
+from ..journal.drafts import render_code
 
 TEST_RESULTS = {
     "passed": "passed",
@@ -363,7 +363,8 @@ def describe_exception(exc: BaseException | None, tb=None) -> list[str]:
     return head.split("\n") + frames
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# The package root (this file is in behave_bstack/description/).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _own_file(filename: str) -> bool:

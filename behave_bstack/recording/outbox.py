@@ -14,9 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import journal, portable
+from ..base import portable
+from ..journal import store as journal
 
-PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+# The folder that holds behave_bstack/ (this file is behave_bstack/recording/outbox.py):
+# the uploader imports the same copy of the package as behave did.
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
 class Outbox:
@@ -56,7 +59,7 @@ class Outbox:
         env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
         with os.fdopen(journal.open_private(self.run_dir / "uploader.err"), "ab") as err:
             self.uploader = subprocess.Popen(
-                [sys.executable, "-m", "behave_bstack.uploader", str(self.run_dir)],
+                [sys.executable, "-m", "behave_bstack.delivery.uploader", str(self.run_dir)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=err,

@@ -8,7 +8,7 @@ so that behave's own thread pays for none of it.
 
 from __future__ import annotations
 
-from .clock import iso_from_epoch_ms
+from ..base.clock import iso_from_epoch_ms
 from .limits import fit_log_entries, fit_payload
 
 TIME_KEYS = ("started_at", "finished_at", "timestamp")

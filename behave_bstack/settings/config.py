@@ -34,7 +34,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .defaults import DEFAULT_CONCURRENCY
+from ..base.defaults import DEFAULT_CONCURRENCY
 from .project import project_root
 
 __all__ = [

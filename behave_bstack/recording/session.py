@@ -8,10 +8,15 @@ import socket
 import sys
 from pathlib import Path
 
-from . import __version__, api, ci, coordination, host, journal, private_dirs, vcs
+from .. import __version__
+from ..base import private_dirs
+from ..base.clock import Clock
+from ..journal import coordination
+from ..journal import store as journal
+from ..origin import ci, host, vcs
+from ..settings.config import Settings, load_settings
+from . import api
 from .capture import OutputCapture
-from .clock import Clock
-from .config import Settings, load_settings
 from .hookwatch import install, watch_cleanups, wrap_scenario_runs
 from .outbox import Outbox
 from .payloads import Payloads
@@ -244,6 +249,6 @@ class ReportingSession:
             lines += internal_error_lines(self.outbox)
         for line in lines:
             warn(line)
-        from .housekeeping import prune  # after the summary: it never delays it
+        from ..journal.housekeeping import prune  # after the summary: it never delays it
 
         prune(self.outbox.run_dir.parent, self.settings.keep_journals)

@@ -1,6 +1,6 @@
 """The uploader process: follows a run's journal while behave writes it, and delivers.
 
-behave starts it with `python -m behave_bstack.uploader RUN_DIR` and writes its settings,
+behave starts it with `python -m behave_bstack.delivery.uploader RUN_DIR` and writes its settings,
 credentials included, as one JSON line on its stdin (never on the command line or in the
 environment, where other processes could read them).  behave keeps that pipe open: a line
 "stop" asks the uploader to stop (the flush deadline passed), and the pipe's end tells that
@@ -27,9 +27,10 @@ import threading
 import time
 from pathlib import Path
 
-from . import journal, portable
-from .defaults import DEFAULT_CONCURRENCY
-from .delivery import Delivery
+from ..base import portable
+from ..base.defaults import DEFAULT_CONCURRENCY
+from ..journal import store as journal
+from .dispatch import Delivery
 from .transport import Transport
 
 KEEPER_LIMIT = 6 * 3600  # seconds a keeper waits for the other processes of its build run

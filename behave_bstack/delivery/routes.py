@@ -25,7 +25,7 @@ def build_url(build_id: str, api_url: str | None = None) -> str:
     """The page of a build: BrowserStack's, or, when the API URL is a loopback address
     (the local server, `behave-bstack serve`), that server's own page of the build."""
     if api_url:
-        from .config import _is_loopback  # the rule that lets http:// through
+        from ..settings.config import _is_loopback  # the rule that lets http:// through
 
         try:
             parts = urlsplit(api_url)

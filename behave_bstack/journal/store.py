@@ -25,9 +25,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import portable
+from ..base import portable
+from ..base.private_dirs import NOFOLLOW
 from .drafts import Expander
-from .private_dirs import NOFOLLOW
 
 EVENTS = "events.jsonl"
 ACKS = "acks.jsonl"

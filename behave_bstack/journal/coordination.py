@@ -32,7 +32,7 @@ import random
 import time
 from pathlib import Path
 
-from . import portable, private_dirs
+from ..base import portable, private_dirs
 
 FINISH, SKIP, KEEP = "finish", "skip", "keep"
 GRACE = 2.0  # seconds without any process of the build run before the keeper finishes it

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 
-from . import mapping, project
+from ..base.clock import Clock, duration_ms
+from ..description import mapping
+from ..settings import project
 from .capture import METADATA_TAG
-from .clock import Clock, duration_ms
 
 
 class Payloads:

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import journal
-from .clock import iso_from_epoch_ms
-from .delivery import describe
-from .finalize import finalize
-from .routes import SENDABLE, build_url
+from ..base.clock import iso_from_epoch_ms
+from ..delivery.dispatch import describe
+from ..delivery.finalize import finalize
+from ..delivery.routes import SENDABLE, build_url
+from ..journal import store as journal
 
 RUN_OPS = {"test_start": "test", "hook_start": "hook"}
 FINISH_OPS = {"test_finish": "test", "hook_finish": "hook"}
@@ -121,7 +121,7 @@ class JournalState:
 
 
 def read_state(run_dir: Path) -> JournalState:
-    from .uploader import writer_alive  # the same test delivery uses
+    from ..delivery.uploader import writer_alive  # the same test delivery uses
 
     run_dir = Path(run_dir)
     state = JournalState(run_dir)

@@ -20,10 +20,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from . import mapping
+from ..base.clock import Clock, duration_ms
+from ..description import mapping
+from ..journal.drafts import SOURCE, STEP_TEMPLATE, passed_finish_line, start_line
 from .capture import Sink, attachment_entry, behave_captured, log_entries, metadata_from_tags
-from .clock import Clock, duration_ms
-from .drafts import SOURCE, STEP_TEMPLATE, passed_finish_line, start_line
 
 LOGS_PER_CALL = 500  # the API's limit per logs call
 SCENARIO_HOOKS = frozenset({"before_scenario", "after_scenario"})

@@ -66,7 +66,7 @@ def user_hooks(runner) -> dict[str, Callable]:
 
 
 def hook_location(func, cwd: str, root: str | None = None) -> tuple[str, int]:
-    from .mapping import relative_path
+    from ..description.mapping import relative_path
 
     target = inspect.unwrap(func)
     code = getattr(target, "__code__", None)

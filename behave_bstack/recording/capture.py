@@ -30,7 +30,7 @@ import os
 import sys
 import threading
 
-from .private_dirs import NOFOLLOW
+from ..base.private_dirs import NOFOLLOW
 
 OWN_LOGGER = "behave_bstack"
 MESSAGE_PART = 9000  # below the API's 10,000 so that cleaning never needs to split again

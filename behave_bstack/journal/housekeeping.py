@@ -14,7 +14,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from . import journal
+from . import store as journal
 
 log = logging.getLogger("behave_bstack")
 

@@ -31,8 +31,9 @@ import time
 from collections import deque
 from pathlib import Path
 
-from . import coordination, journal
-from .defaults import DEFAULT_CONCURRENCY
+from ..base.defaults import DEFAULT_CONCURRENCY
+from ..journal import coordination
+from ..journal import store as journal
 from .finalize import finalize
 from .routes import ROUTES, SENDABLE, STARTS, build_url, path_for
 from .transport import Response, Sender, Transport, TransportError
