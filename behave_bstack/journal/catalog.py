@@ -5,7 +5,7 @@ scenario of that file" and the reader describes it: name, scopes, tags, location
 steps.  It parses the lines with behave's own parser, as behave did during the run (same
 language, same outline naming schema) — plain files with the quicker reader of
 plain_gherkin.py, which gives the same result — and builds the description with the very
-code the behave process uses for a test it describes in full (payloads.py), so both forms
+code the behave process uses for a test it describes in full (description/scenarios.py), so both forms
 give the same start.  This keeps the building, and the bytes, off behave's thread.
 """
 
@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 
 from ..description import mapping
+from ..description.mapping import render_code
 from ..description.plain_gherkin import read_feature
-from .drafts import render_code
+from ..description.scenarios import TestDescriber
 
 
 class FeatureCatalog:
@@ -64,8 +65,6 @@ class FeatureCatalog:
         return self._parsed
 
     def _parse_now(self) -> tuple:
-        from ..recording.payloads import Payloads
-
         lines = list(self.source.get("lines") or [])
         path = self.source.get("path") or self.source.get("file") or "unknown.feature"
         language = self.source.get("language")
@@ -75,7 +74,7 @@ class FeatureCatalog:
             scenarios = feature.walk_scenarios()
         else:
             feature, scenarios = _parse_with_behave(lines, language, path, self.source)
-        payloads = Payloads(".", None, None)
+        payloads = TestDescriber(".", None, None)
         payloads.index_feature(feature, scenarios, lines)
         key = payloads.source.key_of(str(feature.filename or ""))
         return payloads, feature, scenarios, key

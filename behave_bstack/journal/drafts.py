@@ -31,6 +31,8 @@ Events in the full form pass through unchanged.
 
 from __future__ import annotations
 
+from ..description.mapping import render_code
+
 SOURCE = "source"
 
 # The two drafts behave's thread writes for almost every scenario, formatted directly
@@ -65,18 +67,6 @@ def passed_finish_line(
     if hooks:
         links = ',"hooks":[' + ",".join([f'{{"$ref":"{hook}"}}' for hook in hooks]) + "]"
     return (_PASSED_FINISH % (seq, ref, finished_at, duration, links)).encode("ascii")
-
-
-def render_code(parts: list, sources: dict[str, list[str]]) -> str:
-    """The scenario's Gherkin from its pieces; lines of an unknown source read as empty."""
-    out = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append(part)
-        elif isinstance(part, list) and len(part) == 3:
-            lines = sources.get(part[0]) or []
-            out.append("\n".join(lines[part[1] : part[2]]))
-    return "\n".join(out)
 
 
 def expand_steps(results: list, templates: list) -> list[dict]:

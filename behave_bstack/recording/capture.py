@@ -31,6 +31,7 @@ import sys
 import threading
 
 from ..base.private_dirs import NOFOLLOW
+from ..description.mapping import METADATA_TAG
 
 OWN_LOGGER = "behave_bstack"
 MESSAGE_PART = 9000  # below the API's 10,000 so that cleaning never needs to split again
@@ -274,9 +275,6 @@ def behave_captured(scenario, runner) -> list[tuple[str, str, str]]:
         if text and text.strip():
             found.append(("scenario", level, text.rstrip("\n")))
     return found
-
-
-METADATA_TAG = "bstack."  # @bstack.owner=alice -> custom_metadata {"owner": ["alice"]}
 
 
 def metadata_from_tags(tags) -> list[tuple[str, str]]:

@@ -22,7 +22,6 @@ The access key never appears in ``repr()``, ``describe()``, ``problems`` or an e
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import math
 import os
 import re
@@ -35,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..base.defaults import DEFAULT_CONCURRENCY
+from ..base.loopback import is_loopback
 from .project import project_root
 
 __all__ = [
@@ -671,7 +671,7 @@ class _Resolver:
                 "access key settings (nothing is sent until it is fixed; the journal is kept)"
             )
             return url, False
-        if parts.scheme.lower() == "http" and not _is_loopback(host):
+        if parts.scheme.lower() == "http" and not is_loopback(host):
             self.problem(
                 f"{origin}={shown!r} uses plain http:// to a host that is not this machine; "
                 "not allowed because the access key would travel unencrypted, use https:// "
@@ -794,16 +794,6 @@ def _expand(text: str, lookup: Callable[[str], str | None]) -> str:
         return match.group(0) if value is None else value
 
     return _VAR_RE.sub(repl, text)
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _redact_url(url: str) -> str:
