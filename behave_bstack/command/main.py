@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote, urlsplit
 
-from .. import __version__
+from ..base.version import __version__
 from ..delivery.routes import ROUTES, build_url, path_for
 from ..delivery.transport import Response, Transport, TransportError
 from ..journal import store as journal
