@@ -104,9 +104,22 @@ class Expander:
         self.open_tests: dict[str, tuple] = {}
         self.progress: dict[str, dict[int, list]] = {}  # ref -> its steps finished so far
 
+    def copy(self) -> Expander:
+        """An expander that goes on from this one's state without changing it (sources and
+        catalogs are only replaced, never changed: they are shared)."""
+        other = Expander()
+        other.sources, other.catalogs = self.sources, self.catalogs
+        other.open_tests = dict(self.open_tests)
+        other.progress = {ref: dict(done) for ref, done in self.progress.items()}
+        return other
+
     def expand(self, record: dict) -> dict | None:
         """The full event, or None for a record only readers need (a source)."""
         op = record.get("op")
+        if op == "end":
+            # Nothing more refers to a source: its lines and parsed feature can go.
+            self.sources, self.catalogs = {}, {}
+            return record
         if op == SOURCE:
             body = record.get("body") or {}
             # The writer refers to the latest source only (GherkinSource keeps one file).
