@@ -194,7 +194,7 @@ def read_state(run_dir: Path, header=None) -> JournalState:
 
 
 def _failure_of(run_dir: Path, seq: int, error: str) -> str:
-    """"op ref 'name': error" of the refused event `seq` (expanded: a test's name is in
+    """`op ref 'name': error` of the refused event `seq` (expanded: a test's name is in
     its feature file)."""
     for event in journal.iter_events(Path(run_dir) / journal.EVENTS):
         if event.get("seq") == seq:

@@ -207,7 +207,7 @@ def _tree(run_dir: Path, totals: Totals, with_logs: bool) -> Iterator[str]:
             node.owner = _linked_test(draft)
             if node.kind == "test":
                 scopes = tuple(body.get("scopes") or ())
-                if top is not None and scopes[:1] != top:
+                if top is not None and _starts_block(scopes, top):
                     # A test of another feature: the block before it is complete, but for
                     # hooks of the new feature (its before_feature) that it holds.
                     later = {
@@ -236,6 +236,11 @@ def _tree(run_dir: Path, totals: Totals, with_logs: bool) -> Iterator[str]:
         if status not in (UNKNOWN, OK) and ref in runs:
             runs[ref].refused.append(f"{op}: {acks.refusal(seq)}")
     yield from _flush(list(runs.values()), known, totals, with_logs)
+
+
+def _starts_block(scopes: tuple[str, ...], top: tuple[str, ...]) -> bool:
+    """Does a test with these scopes end the block of the feature `top`?"""
+    return scopes[:1] != top
 
 
 def _top_of(node: RunNode) -> tuple[str, ...]:

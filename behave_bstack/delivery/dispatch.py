@@ -568,4 +568,3 @@ def retry_after(response: Response) -> float | None:
         return min(max(moment.timestamp() - time.time(), 0.0), 300.0)
     except (TypeError, ValueError, IndexError):
         return None
-

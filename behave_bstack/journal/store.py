@@ -370,13 +370,17 @@ def ends_with_end(path: Path) -> bool:
     record (Outbox.close, and Delivery closing an interrupted run): this tells a journal
     that ended from one that did not without reading it all."""
     try:
-        with open(path, "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - READ_CHUNK))
-            tail = handle.read()
+        fd = os.open(path, os.O_RDONLY | portable.O_BINARY)
     except OSError:
         return False
-    cut = tail.find(b"\0")  # a killed writer's unwritten window
+    try:
+        end = _data_end(fd, os.fstat(fd).st_size)  # before a killed writer's zero bytes
+        tail = portable.pread(fd, min(end, READ_CHUNK), end - min(end, READ_CHUNK))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    cut = tail.find(b"\0")
     lines = (tail if cut < 0 else tail[:cut]).rstrip().rsplit(b"\n", 1)
     try:
         record = json.loads(lines[-1].decode("utf-8", "surrogatepass"))
