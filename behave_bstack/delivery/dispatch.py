@@ -31,7 +31,6 @@ per call: the acks read at the start (journal/acks.py), the server ids of starts
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -45,19 +44,15 @@ from .closing import RunState, closing_records
 from .finalize import finalize
 from .ids import ServerIds
 from .links import FAILED, describe, refs_in, resolve
+from .pacing import UNREACHABLE_AFTER, Pacing
 from .routes import ROUTES, SENDABLE, STARTS, build_url, path_for
 from .transport import Response, Sender, Transport, TransportError
 
-__all__ = ["Delivery", "FAILED", "describe", "refs_in", "retry_after"]
+__all__ = ["Delivery", "FAILED", "UNREACHABLE_AFTER", "describe", "refs_in", "retry_after"]
 
 log = logging.getLogger("behave_bstack")
 
 FOLLOW_WAIT = 0.01  # seconds; about 100 idle turns a second, each a read of the journal's end
-# Seconds of failing to connect, with no answer ever, after which the API counts as
-# unreachable (README "What happens when…").  Also the longest a connection may take to
-# open while nothing has answered, and retries come at least every UNREACHABLE_RETRY s.
-UNREACHABLE_AFTER = 5.0
-UNREACHABLE_RETRY = 2.0
 DEFER = "defer"
 # Unsettled events held at once: enough to keep every call in flight busy (a few KB each).
 WINDOW = 1000
@@ -91,8 +86,7 @@ class Delivery:
         self.transport = transport
         self.concurrency = max(1, concurrency)
         self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.pacing = Pacing(backoff_base, backoff_cap)
         self.reader = journal.EventReader(self.directory / journal.EVENTS)
         self.acks = ack_index.AckIndex(self.directory)
         self.ack_log: journal.AckLog | None = None
@@ -105,22 +99,13 @@ class Delivery:
         self.blocked: dict[str, list[int]] = {}  # ref -> events waiting for its server id
         self.deferred: list[int] = []  # build finishes waiting for everything else
         self.in_flight: set[int] = set()
-        self.pause_until = 0.0
-        self.pause_set_at = float("-inf")
         self.sent_at: dict[int, float] = {}
-        self.consecutive_failures = 0
         self.interim_written = False
         self.stop_reason: str | None = None
         self.stop_kind: str | None = None
         self.stopping = threading.Event()
         self.tally = Tally()
         self.sender: Sender | None = None
-        # Reachability: has any call had an HTTP answer, when was the first sent, and the
-        # last failure to connect (None once something else happened).
-        self.answered = False
-        self.first_sent_at: float | None = None
-        self.connect_error: str | None = None
-        self.may_give_up = False  # nothing more will be journaled: unreachable ends delivery
         if transport is not None:
             transport.connect_timeout = UNREACHABLE_AFTER
 
@@ -219,7 +204,7 @@ class Delivery:
                 self.load_new()
             if self.settled() and (self.ended or not follow):
                 break
-            if not self.may_give_up and (self.ended or not follow):
+            if not self.pacing.armed and (self.ended or not follow):
                 self._arm_unreachable()
             if follow and self.ended and self.only_waiting(True) and not self.interim_written:
                 # behave may go: only a build finish for the last process is left.
@@ -252,7 +237,7 @@ class Delivery:
     def _dispatch(self) -> None:
         if self.transport is None or self.stop_reason:
             return
-        if time.monotonic() < self.pause_until:
+        if self.pacing.paused():
             return
         if (
             self.deferred
@@ -334,8 +319,7 @@ class Delivery:
             return
         self.in_flight.add(seq)
         self.sent_at[seq] = time.monotonic()
-        if self.first_sent_at is None:
-            self.first_sent_at = self.sent_at[seq]
+        self.pacing.sending(self.sent_at[seq])
         self.sender.submit(seq, ROUTES[op][0], path, body)
 
     # -- answers ------------------------------------------------------------
@@ -343,11 +327,8 @@ class Delivery:
         """What one attempt ended with: an answer, or an error that got none."""
         self.in_flight.discard(seq)
         sent = self.sent_at.pop(seq, None)
-        if response is not None and not self.answered:
-            self.answered = True  # reachable: from now on, failures are retried as usual
-            self.connect_error = None
-            if self.transport is not None:
-                self.transport.connect_timeout = None
+        if response is not None and self.pacing.heard() and self.transport is not None:
+            self.transport.connect_timeout = None  # reachable: no shorter connect timeout
         event = self.events.get(seq)
         if event is None:
             return
@@ -355,16 +336,15 @@ class Delivery:
             if error.fatal:
                 self._stop(str(error), error.kind)
                 self.ready.append(seq)
-            elif not self.answered and getattr(error, "connecting", False):
-                self.connect_error = str(error)
-                if self.may_give_up and self._unreachable():
+            elif not self.pacing.answered and getattr(error, "connecting", False):
+                self.pacing.could_not_connect(str(error))
+                if self.pacing.armed and self.pacing.unreachable():
                     self._stop_unreachable()
                     self.ready.append(seq)
                 else:
                     self._retry(seq, str(error), sent=sent)
             else:
-                if not self.answered:
-                    self.connect_error = None  # it connected: not "unreachable"
+                self.pacing.connected()
                 self._retry(seq, str(error), sent=sent)
             return
         status = response.status
@@ -392,7 +372,7 @@ class Delivery:
                 self._retry(seq, f"HTTP {response.status} answer without {ROUTES[op][2]}")
                 return
             self._known(ref, server_id)
-        self.consecutive_failures = 0
+        self.pacing.succeeded()
         fields = {"ok": True}
         if server_id:
             fields["id"] = server_id
@@ -431,52 +411,31 @@ class Delivery:
     ) -> None:
         self.tally.retries += 1
         attempts = self.attempts[seq] = self.attempts.get(seq, 0) + 1
-        now = time.monotonic()
-        # Calls sent before the current pause began fail for the same reason: one outage,
-        # one backoff step, however many calls were in flight.
-        if (now if sent is None else sent) >= self.pause_set_at:
-            self.consecutive_failures += 1
-            if after is None:
-                cap = self.backoff_cap if self.answered else UNREACHABLE_RETRY
-                step = min(cap, self.backoff_base * 2 ** min(self.consecutive_failures, 16))
-                after = random.uniform(step / 2, step)
-        if after is not None:
-            self.pause_until = max(self.pause_until, now + after)
-            self.pause_set_at = now
+        after = self.pacing.failed(sent, after)  # one outage, one backoff step
         log.debug("retrying seq %s in %.2fs: %s", seq, after, reason)
         self.ready.appendleft(seq)
         if self.max_attempts is not None and attempts >= self.max_attempts:
             # The service keeps failing: stop, and leave the rest for the next upload.
-            if not self.answered and self.connect_error is not None:
+            if self.pacing.never_reached():
                 self._stop_unreachable()
             else:
                 self._stop(f"still failing after {attempts} attempts: {reason}", "attempts")
 
-    # -- an unreachable API ----------------------------------------------------
-    def _unreachable(self) -> bool:
-        """Never answered, the last attempt failed to connect, and the first attempt was
-        UNREACHABLE_AFTER seconds ago or more."""
-        return (
-            not self.answered
-            and self.connect_error is not None
-            and self.first_sent_at is not None
-            and time.monotonic() - self.first_sent_at >= UNREACHABLE_AFTER
-        )
-
+    # -- an unreachable API (pacing.py) -----------------------------------------
     def _arm_unreachable(self) -> None:
         """Nothing more will be journaled (the run ended, or `upload`): from now on an
         unreachable API ends delivery.  If it already is, stop now; if attempts failed to
         connect, the next one goes at once rather than after the pause."""
-        self.may_give_up = True
+        self.pacing.arm()
         if self.in_flight:
             return
-        if self._unreachable():
+        if self.pacing.unreachable():
             self._stop_unreachable()
-        elif self.connect_error is not None:
-            self.pause_until = min(self.pause_until, time.monotonic())
+        elif self.pacing.connect_error is not None:
+            self.pacing.resume_now()
 
     def _stop_unreachable(self) -> None:
-        self._stop(f"cannot reach the API: {self.connect_error}", "unreachable")
+        self._stop(f"cannot reach the API: {self.pacing.connect_error}", "unreachable")
 
     def _stop(self, reason: str, kind: str) -> None:
         """kind: credentials, tls, proxy, attempts or unreachable (report["stop_kind"])."""
@@ -535,7 +494,7 @@ class Delivery:
             "reasons": list(self.tally.reasons),
             "stopped": self.stop_reason,
             "stop_kind": self.stop_kind,
-            "answered": self.answered,
+            "answered": self.pacing.answered,
             "ended": self.journal_ended(),
             "waiting": self.only_waiting(for_outer=True),
         }
