@@ -118,7 +118,8 @@ class Expander:
         op = record.get("op")
         if op == "end":
             # Nothing more refers to a source: its lines and parsed feature can go.
-            self.sources, self.catalogs = {}, {}
+            self._release()
+            self.sources = {}
             return record
         if op == SOURCE:
             body = record.get("body") or {}
@@ -127,6 +128,7 @@ class Expander:
             from .catalog import FeatureCatalog
 
             self.sources = {str(record.get("ref")): list(body.get("lines") or [])}
+            self._release()
             self.catalogs = {str(record.get("ref")): FeatureCatalog(body)}  # parses when asked
             return None
         if op == "step":
@@ -162,6 +164,11 @@ class Expander:
             self.open_tests.pop(record.get("ref"), None)
             self.progress.pop(record.get("ref"), None)
         return record
+
+    def _release(self) -> None:
+        for catalog in self.catalogs.values():
+            catalog.release()
+        self.catalogs = {}
 
     def interrupted(self, ref: str) -> tuple[list[dict], int | None]:
         """For a test that was never finished: meta.steps with every step it journaled
