@@ -42,12 +42,6 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 MAX_LINES = 600
-# Over the limit, each with why.  Remove an entry when its module is split.
-KNOWN_LONG = {
-    # Its split (closing of interrupted runs, link resolution) comes with issue #22's
-    # streaming delivery, on its own branch, not yet merged.
-    "delivery/dispatch.py": 650,
-}
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -183,8 +177,7 @@ def test_a_module_says_its_job_and_stays_small(path: Path):
     if path.name != "__main__.py":
         assert ast.get_docstring(tree), "a module docstring: its job and its process"
     lines = path.read_text(encoding="utf-8").count("\n")
-    limit = KNOWN_LONG.get(path.relative_to(PACKAGE).as_posix(), MAX_LINES)
-    assert lines <= limit, f"{lines} lines: split it by concern"
+    assert lines <= MAX_LINES, f"{lines} lines: split it by concern"
 
 
 def test_the_uploader_is_started_with_this_copy_of_the_package():

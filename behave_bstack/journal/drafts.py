@@ -94,9 +94,23 @@ class Expander:
         self.open_tests: dict[str, tuple] = {}
         self.progress: dict[str, dict[int, list]] = {}  # ref -> its steps finished so far
 
+    def copy(self) -> Expander:
+        """An expander that goes on from this one's state without changing it (sources and
+        catalogs are only replaced, never changed: they are shared)."""
+        other = Expander()
+        other.sources, other.catalogs = self.sources, self.catalogs
+        other.open_tests = dict(self.open_tests)
+        other.progress = {ref: dict(done) for ref, done in self.progress.items()}
+        return other
+
     def expand(self, record: dict) -> dict | None:
         """The full event, or None for a record only readers need (a source)."""
         op = record.get("op")
+        if op == "end":
+            # Nothing more refers to a source: its lines and parsed feature can go.
+            self._release()
+            self.sources = {}
+            return record
         if op == SOURCE:
             body = record.get("body") or {}
             # The writer refers to the latest source only (GherkinSource keeps one file).
@@ -104,6 +118,7 @@ class Expander:
             from .catalog import FeatureCatalog
 
             self.sources = {str(record.get("ref")): list(body.get("lines") or [])}
+            self._release()
             self.catalogs = {str(record.get("ref")): FeatureCatalog(body)}  # parses when asked
             return None
         if op == "step":
@@ -139,6 +154,11 @@ class Expander:
             self.open_tests.pop(record.get("ref"), None)
             self.progress.pop(record.get("ref"), None)
         return record
+
+    def _release(self) -> None:
+        for catalog in self.catalogs.values():
+            catalog.release()
+        self.catalogs = {}
 
     def interrupted(self, ref: str) -> tuple[list[dict], int | None]:
         """For a test that was never finished: meta.steps with every step it journaled
