@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,23 +253,6 @@ def status_record(state: JournalState) -> dict:
         "build_hashed_id": state.build_id,
         "build_url": state.build_url,
     }
-
-
-# --------------------------------------------------------------------------- show
-# (show_view.py: imported when asked for, it imports this module)
-
-
-def load_view(run_dir: Path):
-    from .show_view import load_view as load
-
-    return load(run_dir)
-
-
-def render_view(view, with_logs: bool = False) -> Iterator[str]:
-    """The lines of `show`, as they are worked out (a huge journal is never held whole)."""
-    from .show_view import render_view as render
-
-    return render(view, with_logs)
 
 
 def latest_run(journal_dir: Path) -> Path | None:
