@@ -1079,6 +1079,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--key", default="bs_key", help="access key it accepts (bs_key)")
     serve.add_argument("--quiet", action="store_true", help="no line per received call")
     serve.set_defaults(func=cmd_serve)
+
+    from . import import_report  # `import`: its own module
+
+    import_report.register(command)
     return parser
 
 
