@@ -91,7 +91,10 @@ def cmd_import(ctx) -> int:
     journal_dir = ctx.journal_dir()
     spooled: list[str] = []
     try:
-        files = [_spool_stdin(journal_dir, spooled) if f == "-" else f for f in ctx.args.files]
+        files = [
+            _spool_stdin(journal_dir, spooled) if f == "-" else os.path.join(ctx.cwd, f)
+            for f in ctx.args.files
+        ]
         reports = []
         for name, path in zip(ctx.args.files, files, strict=True):
             reports.append((name, path, _format_of(name, path, ctx.args.format, CliError)))

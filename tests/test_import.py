@@ -1,0 +1,253 @@
+"""`behave-bstack import`: reports of other runs, journaled and delivered to the emulator.
+
+behave's `-f json` of a real run of features/ must report what `-f bstack` reported live
+on that same run; every Cucumber Compatibility Kit sample (Messages recorded from real
+runs) is imported and checked against the sample itself (read here with plain json, not
+with the importer's code); importing again sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import helpers
+import pytest
+
+from behave_bstack.command.main import main
+from behave_bstack.emulator import TraServer
+
+CCK = pytest.importorskip("cucumber_compatibility_kit")
+SAMPLES = sorted(
+    p for p in (Path(CCK.__file__).parent / "features").iterdir() if list(p.glob("*.ndjson"))
+)
+
+
+def run_cli(args, cwd: Path, env: dict, stdin: bytes | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    environ = helpers.clean_env(env)
+    if stdin is not None:
+        import sys
+
+        saved = sys.stdin
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
+        try:
+            code = main(args, stdout=out, stderr=err, environ=environ, cwd=str(cwd))
+        finally:
+            sys.stdin = saved
+    else:
+        code = main(args, stdout=out, stderr=err, environ=environ, cwd=str(cwd))
+    return code, out.getvalue(), err.getvalue()
+
+
+def _view(server: TraServer) -> dict:
+    """What matters of each test run, by location (a retry adds to a list)."""
+    found: dict = {}
+    for run in helpers.reported_tests(server):
+        start, finish = run.start, run.finish
+        found[start["location"]] = {
+            "name": start["name"],
+            "file_name": start["file_name"],
+            "scopes": start["scopes"],
+            "tags": start.get("tags"),
+            "result": finish["result"],
+            "steps": [(s["keyword"], s["text"], s["result"]) for s in finish["meta"]["steps"]],
+        }
+    return found
+
+
+# -- behave's own -f json ---------------------------------------------------------------
+
+
+def test_behave_json_of_a_run_reports_what_the_live_run_reported(shop: Path, tmp_path: Path):
+    with (
+        TraServer(username="u", access_key="k") as live,
+        TraServer(username="u", access_key="k") as imported,
+    ):
+        env = helpers.server_env(live, tmp_path / "live-journal")
+        args = ["-f", "json", "-o", "run.json", "-f", helpers.FORMATTER, *helpers.DEMO_ARGS]
+        result = helpers.run_behave(args, shop, env)
+        assert result.returncode == 1  # features/ fails three scenarios on purpose
+        env = helpers.server_env(imported, tmp_path / "import-journal")
+        code, _, err = run_cli(["import", "run.json"], shop, env)
+        assert code == 0, err
+        helpers.assert_delivery_clean(imported)
+        expected, got = _view(live), _view(imported)
+        assert len(expected) == 18 if helpers.BEHAVE_13 else len(expected) > 10
+        assert got == expected
+        assert "reported 18 tests of 18" in err or not helpers.BEHAVE_13
+
+        # The same file again: the journal is found, nothing is sent twice.
+        calls = len(imported.calls)
+        code, _, err = run_cli(["import", "run.json"], shop, env)
+        assert code == 0, err
+        assert "imported before" in err and "nothing to send" in err
+        assert len(imported.calls) == calls
+
+
+def test_an_import_made_offline_is_sent_by_upload_once(shop: Path, tmp_path: Path, tra_server):
+    result = helpers.run_behave(["-f", "json", "-o", "run.json", *helpers.DEMO_ARGS], shop)
+    assert result.returncode == 1
+    journal_dir = tmp_path / "journal"
+    code, _, err = run_cli(["import", "run.json"], shop, {"BSTACK_JOURNAL_DIR": str(journal_dir)})
+    assert code == 1 and "nothing sent: no BrowserStack credentials" in err
+    assert not tra_server.calls
+    env = helpers.server_env(tra_server, journal_dir)
+    code, out, err = run_cli(["upload"], shop, env)
+    assert code == 0, out + err
+    helpers.assert_delivery_clean(tra_server)
+    calls = len(tra_server.calls)
+    code, _, err = run_cli(["import", "run.json"], shop, env)
+    assert code == 0 and "nothing to send" in err
+    assert len(tra_server.calls) == calls
+
+
+def test_stdin_and_format_errors(shop: Path, tmp_path: Path, tra_server):
+    helpers.run_behave(["-f", "json", "-o", "run.json", *helpers.DEMO_ARGS], shop)
+    env = helpers.server_env(tra_server, tmp_path / "journal")
+    data = (shop / "run.json").read_bytes()
+    code, _, err = run_cli(["import", "-"], shop, env, stdin=data)
+    assert code == 0, err
+    assert len(helpers.reported_tests(tra_server)) > 10
+    assert not list((tmp_path / "journal").glob(".stdin-*"))  # the copy is removed
+
+    code, _, err = run_cli(["import", "--format", "messages", "run.json"], shop, env)
+    assert code == 2
+    assert err.strip() == (
+        "behave-bstack: run.json: this is a behave JSON report, not Cucumber Messages "
+        "(give --format behave-json, or leave --format out)"
+    )
+    (shop / "notes.txt").write_text("hello\n")
+    code, _, err = run_cli(["import", "notes.txt"], shop, env)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "not a report this command reads" in err
+    code, _, err = run_cli(["import", "missing.json"], shop, env)
+    assert code == 2 and "missing.json: no such file" in err
+
+
+# -- Cucumber Messages: the Compatibility Kit ------------------------------------------------
+
+
+def _sample_messages(path: Path) -> list[tuple[str, dict]]:
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            ((key, value),) = json.loads(line).items()
+            found.append((key, value))
+    return found
+
+
+SEVERITY = {"PASSED": "passed", "SKIPPED": "skipped"}  # any other status fails a test
+
+
+def _expected(messages: list[tuple[str, dict]]) -> dict:
+    """From the sample alone: per test case attempt (in order) its result, its number of
+    steps and of hooks run; the global hooks; the attachments."""
+    cases = {v["id"]: v for k, v in messages if k == "testCase"}
+    pickles = {v["id"]: v for k, v in messages if k == "pickle"}
+    started = {}
+    order = []
+    for key, value in messages:
+        if key == "testCaseStarted":
+            started[value["id"]] = {"case": cases[value["testCaseId"]], "done": {}}
+            order.append(value["id"])
+        elif key == "testStepFinished":
+            status = value["testStepResult"]["status"]
+            started[value["testCaseStartedId"]]["done"][value["testStepId"]] = status
+    tests = []
+    for started_id in order:
+        item = started[started_id]
+        statuses = list(item["done"].values())
+        results = {SEVERITY.get(s, "failed") for s in statuses}
+        result = (
+            "failed" if "failed" in results else "skipped" if "skipped" in results else "passed"
+        )
+        steps = item["case"]["testSteps"]
+        pickle = pickles[item["case"]["pickleId"]]
+        hooks = [s for s in steps if "hookId" in s and s["id"] in item["done"]]
+        tests.append((pickle["name"], result, len(pickle["steps"]), len(hooks)))
+    return {
+        "tests": tests,
+        "global_hooks": sum(1 for k, _ in messages if k == "testRunHookStarted"),
+        "attachments": sum(1 for k, _ in messages if k in ("attachment", "externalAttachment")),
+    }
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_every_cck_sample_is_imported_as_it_ran(sample: Path, tmp_path: Path, tra_server):
+    ndjson = next(sample.glob("*.ndjson"))
+    env = helpers.server_env(tra_server, tmp_path / "journal")
+    code, _, err = run_cli(["import", str(ndjson)], tmp_path, env)
+    expected = _expected(_sample_messages(ndjson))
+    assert not helpers.refused_calls(tra_server), err  # the emulator validated every call
+    helpers.assert_delivery_clean(tra_server)
+    assert code == 0, err
+    tests = sorted(helpers.reported_tests(tra_server), key=lambda r: (r.start["started_at"], r.seq))
+    got = []
+    for run in tests:
+        name = run.start["name"].split(" #")[0]
+        linked = [
+            h for h in helpers.reported_hooks(tra_server) if h.start.get("test_run_id") == run.uuid
+        ]
+        assert sorted(run.finish.get("hooks", [])) == sorted(h.uuid for h in linked)
+        got.append((name, run.finish["result"], len(run.finish["meta"]["steps"]), len(linked)))
+    assert got == expected["tests"]
+    build_hooks = [h for h in helpers.reported_hooks(tra_server) if "test_run_id" not in h.start]
+    assert len(build_hooks) == expected["global_hooks"]
+    build = helpers.only_build(tra_server)
+    assert len(tra_server.state.logs_in(build.id)) == expected["attachments"]
+
+
+def test_cck_details_steps_hooks_attachments_retries(tmp_path: Path, tra_server):
+    """A few samples looked at closely: what a user sees in TRA."""
+    base = Path(CCK.__file__).parent / "features"
+    env = helpers.server_env(tra_server, tmp_path / "journal")
+    for name in ("data-tables", "retry", "attachments", "hooks-named", "global-hooks", "rules"):
+        code, _, err = run_cli(["import", str(base / name / f"{name}.ndjson")], tmp_path, env)
+        assert code in (0, 1), err
+    assert not helpers.refused_calls(tra_server)
+    tests = list(tra_server.state.tests.values())
+    by_name: dict = {}
+    for run in tests:
+        by_name.setdefault(run.start["name"], []).append(run)
+    (data_table,) = [r for r in tests if r.start["file_name"].endswith("data-tables.feature")]
+    step = data_table.finish["meta"]["steps"][0]
+    assert step["keyword"] == "When"
+    assert step["text"].startswith("the following table is transposed:\n  | a | b |")
+    assert data_table.start["body"]["code"].startswith(
+        "  Scenario: transposed table\n    When the following table is transposed:\n"
+    )
+    # retry: one test, three attempts, the last passed; same identity for each attempt
+    retried = by_name["Test cases that fail will continue to retry up to the --retry limit"]
+    assert [r.finish["result"] for r in retried] == ["failed", "failed", "passed"]
+    assert len({(r.start["location"], tuple(r.start["scopes"])) for r in retried}) == 1
+    # attachments: a log, a screenshot-less binary attachment, with the bytes' size
+    logs = [entry.entry for entry in tra_server.state.logs]
+    assert any(e["kind"] == "TEST_LOG" and e["message"] == "hello" for e in logs)
+    pdf = [e for e in logs if e.get("file_name") == "renamed.pdf"]
+    assert pdf and pdf[0]["kind"] == "TEST_ATTACHMENT" and pdf[0]["file_size"] > 1000
+    # named hooks and global hooks
+    hook_names = {h.start["name"] for h in tra_server.state.hooks.values()}
+    assert any(n.startswith("A named before hook: ") for n in hook_names)
+    types = {h.start["hook_type"] for h in tra_server.state.hooks.values()}
+    assert {"beforeEach", "afterEach", "beforeAll", "afterAll"} <= types
+    # rules: scopes [feature, rule]
+    ruled = [r for r in tests if r.start["file_name"].endswith("rules.feature")]
+    assert {tuple(r.start["scopes"]) for r in ruled} == {
+        ("Usage of a `Rule`", "A sale cannot happen if the customer does not have enough money"),
+        ("Usage of a `Rule`", "a sale cannot happen if there is no stock"),
+    }
+
+
+def test_a_malformed_line_is_named_and_skipped(tmp_path: Path, tra_server):
+    sample = Path(CCK.__file__).parent / "features" / "minimal" / "minimal.ndjson"
+    lines = sample.read_text(encoding="utf-8").splitlines()
+    lines.insert(3, '{"pickle": {"broken": ')
+    report = tmp_path / "broken.ndjson"
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = helpers.server_env(tra_server, tmp_path / "journal")
+    code, _, err = run_cli(["import", str(report)], tmp_path, env)
+    assert code == 0, err
+    assert f"{report}: line 4: not a Cucumber message" in err and "skipped" in err
+    assert len(helpers.reported_tests(tra_server)) == 1
