@@ -8,6 +8,7 @@ with the importer's code); importing again sends nothing twice.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -251,3 +252,194 @@ def test_a_malformed_line_is_named_and_skipped(tmp_path: Path, tra_server):
     assert code == 0, err
     assert f"{report}: line 4: not a Cucumber message" in err and "skipped" in err
     assert len(helpers.reported_tests(tra_server)) == 1
+
+
+# -- Cucumber JSON ----------------------------------------------------------------------------
+
+PYTEST_BDD_FEATURE = """\
+@shop
+Feature: Shop
+  Background:
+    Given a cart
+
+  Scenario: Adding
+    When I add 2 apples
+    Then the cart holds 2 apples
+
+  Scenario: Failing
+    When I add 1 apples
+    Then the cart holds 5 apples
+
+  Scenario Outline: Many
+    When I add <n> apples
+    Then the cart holds <n> apples
+
+    Examples:
+      | n |
+      | 1 |
+      | 3 |
+"""
+PYTEST_BDD_STEPS = """\
+from pytest_bdd import scenarios, given, when, then, parsers
+scenarios("features/shop.feature")
+
+@given("a cart", target_fixture="cart")
+def cart():
+    return []
+
+@when(parsers.parse("I add {n:d} apples"))
+def add(cart, n):
+    cart.extend(["apple"] * n)
+
+@then(parsers.parse("the cart holds {n:d} apples"))
+def holds(cart, n):
+    assert len(cart) == n
+"""
+
+
+def test_cucumber_json_written_by_pytest_bdd(tmp_path: Path, tra_server):
+    pytest.importorskip("pytest_bdd")
+    import subprocess
+    import sys
+
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "shop.feature").write_text(PYTEST_BDD_FEATURE)
+    (tmp_path / "test_shop.py").write_text(PYTEST_BDD_STEPS)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--cucumberjson=out.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=helpers.clean_env(),
+    )
+    assert run.returncode == 1, run.stdout  # the scenario "Failing" fails
+    env = helpers.server_env(tra_server, tmp_path / "journal")
+    code, _, err = run_cli(["import", "out.json"], tmp_path, env)
+    assert code == 0, err
+    helpers.assert_delivery_clean(tra_server)
+    tests = {r.start["name"]: r for r in helpers.reported_tests(tra_server)}
+    assert sorted(tests) == ["Adding", "Failing", "Many", "Many #2"]
+    assert {n: r.finish["result"] for n, r in tests.items()} == {
+        "Adding": "passed",
+        "Failing": "failed",
+        "Many": "passed",
+        "Many #2": "passed",
+    }
+    adding = tests["Adding"]
+    assert adding.start["file_name"] == "features/shop.feature"
+    assert adding.start["location"] == "features/shop.feature:6"
+    assert adding.start["scopes"] == ["Shop"] and adding.start["tags"] == ["shop"]
+    steps = [(s["keyword"], s["text"], s["result"]) for s in adding.finish["meta"]["steps"]]
+    assert steps == [
+        ("Given", "a cart", "passed"),
+        ("When", "I add 2 apples", "passed"),
+        ("Then", "the cart holds 2 apples", "passed"),
+    ]
+    failure = helpers.failure_text(tests["Failing"].finish)
+    assert "AssertionError: assert 1 == 5" in failure
+    assert failure.endswith("Failed step: Then the cart holds 5 apples")
+    assert [s["text"] for s in tests["Many #2"].finish["meta"]["steps"]][1] == "I add 3 apples"
+
+
+def test_cucumber_json_of_the_jvm_shape(tmp_path: Path, tra_server):
+    """Backgrounds apart, "@" tags, before/after hooks, embeddings, output, doc strings,
+    data tables, start_timestamp and nanosecond durations (cucumber-jvm's json plugin)."""
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    report = [
+        {
+            "uri": "file:" + str(tmp_path / "src/test/resources/cart.feature"),
+            "id": "cart",
+            "keyword": "Feature",
+            "name": "Cart",
+            "line": 1,
+            "tags": [{"name": "@cart", "line": 1}],
+            "elements": [
+                {
+                    "type": "background",
+                    "keyword": "Background",
+                    "name": "",
+                    "line": 3,
+                    "steps": [
+                        {
+                            "keyword": "Given ",
+                            "name": "a shop",
+                            "line": 4,
+                            "result": {"status": "passed", "duration": 2_000_000},
+                        }
+                    ],
+                },
+                {
+                    "type": "scenario",
+                    "keyword": "Scenario",
+                    "name": "Doc and table",
+                    "id": "cart;doc-and-table",
+                    "line": 6,
+                    "start_timestamp": "2024-05-01T10:00:00.000Z",
+                    "tags": [{"name": "@cart"}, {"name": "@slow"}],
+                    "before": [
+                        {
+                            "match": {"location": "steps.Hooks.open()"},
+                            "result": {"status": "passed", "duration": 5_000_000},
+                        }
+                    ],
+                    "steps": [
+                        {
+                            "keyword": "When ",
+                            "name": "I send",
+                            "line": 7,
+                            "doc_string": {"value": "hello\nworld", "line": 8},
+                            "result": {"status": "passed", "duration": 3_000_000},
+                            "output": ["a line of output"],
+                        },
+                        {
+                            "keyword": "Then ",
+                            "name": "the table is",
+                            "line": 11,
+                            "rows": [{"cells": ["a", "b"]}, {"cells": ["1", "2"]}],
+                            "result": {"status": "undefined"},
+                        },
+                    ],
+                    "after": [
+                        {
+                            "match": {"location": "steps.Hooks.shot(Scenario)"},
+                            "result": {
+                                "status": "failed",
+                                "duration": 1_000_000,
+                                "error_message": "java.lang.IllegalStateException: no driver",
+                            },
+                            "embeddings": [{"mime_type": "image/png", "data": png}],
+                        }
+                    ],
+                },
+            ],
+        }
+    ]
+    path = tmp_path / "cucumber.json"
+    path.write_text(json.dumps(report))
+    env = helpers.server_env(tra_server, tmp_path / "journal")
+    code, _, err = run_cli(["import", str(path)], tmp_path, env)
+    assert code == 0, err
+    helpers.assert_delivery_clean(tra_server)
+    (test,) = helpers.reported_tests(tra_server)
+    assert test.start["file_name"] == "src/test/resources/cart.feature"
+    assert test.start["tags"] == ["cart", "slow"]
+    assert test.start["started_at"] == "2024-05-01T10:00:00.000Z"
+    assert test.finish["result"] == "failed"
+    steps = test.finish["meta"]["steps"]
+    assert [(s["keyword"], s["result"]) for s in steps] == [
+        ("Given", "passed"),
+        ("When", "passed"),
+        ("Then", "failed"),
+    ]
+    assert steps[1]["text"] == 'I send\n  """\n  hello\n  world\n  """'
+    assert steps[1]["started_at"] == "2024-05-01T10:00:00.007Z"  # after the hook and Given
+    assert steps[2]["text"] == "the table is\n  | a | b |\n  | 1 | 2 |"
+    hooks = sorted(helpers.reported_hooks(tra_server), key=lambda h: h.start["started_at"])
+    assert [(h.start["hook_type"], h.finish["result"]) for h in hooks] == [
+        ("beforeEach", "passed"),
+        ("afterEach", "failed"),
+    ]
+    assert all(h.start["test_run_id"] == test.uuid for h in hooks)
+    logs = [r.entry for r in tra_server.state.logs]
+    kinds = sorted((e["kind"], "test_run_uuid" in e) for e in logs)
+    assert kinds == [("TEST_LOG", True), ("TEST_SCREENSHOT", False)]

@@ -14,7 +14,7 @@ Runs in the `behave-bstack import` process.  Each line is parsed with the offici
 * attachments: text logs (`log`, text/x.cucumber.log+plain) are TEST_LOG / HOOK_LOG
   entries; images are TEST_SCREENSHOT and anything else TEST_ATTACHMENT, their bytes kept
   in the journal, as a live run's attachments;
-* statuses: STATUS_RESULTS below.
+* statuses: model.STATUS_RESULTS.
 
 Memory stays flat: pickles and test cases (a stream may give all of them before the
 first test runs) are kept in an on-disk index (spill.py), only as much as a test run
@@ -32,19 +32,9 @@ from types import SimpleNamespace
 from ..description import mapping
 from . import ImportContext, ReportError
 from .gherkin_doc import Documents
-from .model import Hook, Log, Step, Test, unique_name
+from .model import STATUS_RESULTS, Hook, Log, Step, Test, cucumber_test_result, unique_name
 from .spill import Spill
 
-# Cucumber's status -> TRA result (of a step, a hook, and by the worst of them, a test).
-STATUS_RESULTS = {
-    "PASSED": "passed",
-    "SKIPPED": "skipped",
-    "PENDING": "failed",
-    "UNDEFINED": "failed",
-    "AMBIGUOUS": "failed",
-    "FAILED": "failed",
-    "UNKNOWN": "failed",
-}
 HOOK_TYPES = {
     "BEFORE_TEST_RUN": "beforeAll",
     "AFTER_TEST_RUN": "afterAll",
@@ -356,7 +346,7 @@ class _Reader:
                 test.logs.extend(run.logs.get(step_id, ()))
             if status is not None:
                 statuses.append(status)
-        test.result = _test_result(statuses)
+        test.result = cucumber_test_result(statuses)
         if interrupted:
             test.result = "failed"
             test.failures.append(["Interrupted: the report ends before this test case finished"])
@@ -377,15 +367,6 @@ class _Reader:
 def _status(result) -> str:
     value = getattr(result, "status", None)
     return str(getattr(value, "value", value) or "UNKNOWN")
-
-
-def _test_result(statuses: list[str]) -> str:
-    """Failed when any step or hook did not pass or skip (UNKNOWN included: never
-    passed); skipped when one was skipped; else passed."""
-    results = [STATUS_RESULTS.get(s, "failed") for s in statuses]
-    if "failed" in results:
-        return "failed"
-    return "skipped" if "skipped" in results else "passed"
 
 
 def _failure_text(status: str, result, keyword: str, text: str) -> str:

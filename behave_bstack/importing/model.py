@@ -22,6 +22,26 @@ from ..journal import store as journal
 
 LOGS_PER_CALL = 500  # the API's limit per logs call
 
+# Cucumber's status -> TRA result (of a step, a hook, and by the worst of them, a test):
+# what does not pass or skip fails, UNKNOWN included (never passed).
+STATUS_RESULTS = {
+    "PASSED": "passed",
+    "SKIPPED": "skipped",
+    "PENDING": "failed",
+    "UNDEFINED": "failed",
+    "AMBIGUOUS": "failed",
+    "FAILED": "failed",
+    "UNKNOWN": "failed",
+}
+
+
+def cucumber_test_result(statuses: list[str]) -> str:
+    """A test's result from its steps' and hooks' Cucumber statuses."""
+    results = [STATUS_RESULTS.get(s.upper(), "failed") for s in statuses]
+    if "failed" in results:
+        return "failed"
+    return "skipped" if "skipped" in results else "passed"
+
 
 @dataclass
 class Step:
@@ -110,8 +130,9 @@ class Paths:
 
     def _compute(self, raw: str) -> tuple[str, str | None]:
         path = raw or "unknown.feature"
-        if path.startswith("file://"):
-            path = path[len("file://") :]
+        if path.startswith("file:"):  # file:///abs (cucumber-js), file:rel or file:/abs (jvm)
+            path = path[len("file:") :]
+            path = path[2:] if path.startswith("///") else path
         elif path.startswith("classpath:"):
             return path[len("classpath:") :], None  # a JVM resource: no file to place
         absolute = os.path.abspath(os.path.join(self.cwd, path))
