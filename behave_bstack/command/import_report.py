@@ -132,11 +132,14 @@ def _import_and_deliver(ctx, reports, run_dir: Path, run_identifier, spooled) ->
 
     settings = ctx.settings
     names = ", ".join(name for name, _, _ in reports)
+    state = None
     if (run_dir / journal.EVENTS).is_file():
         ctx.err(
             f"{PROG}: {names}: imported before into {run_dir}; "
             "sending only what that journal still holds"
         )
+        state = read_state(run_dir)  # reads the whole journal: not for a fresh one
+        counts = {"tests": state.tests, "hooks": state.hooks}
     else:
         counts = _journal(ctx, reports, run_dir, run_identifier, spooled)
         ctx.err(
@@ -144,8 +147,6 @@ def _import_and_deliver(ctx, reports, run_dir: Path, run_identifier, spooled) ->
             f"{plural(counts['hooks'], 'hook run')}, "
             f"{plural(counts['logs'], 'log entry', 'log entries')} journaled in {run_dir}"
         )
-    state = read_state(run_dir)
-    counts = {"tests": state.tests, "hooks": state.hooks}
     later = f"send it later with: {PROG} upload {run_dir}"
     if not settings.api_url_ok:
         ctx.err(f"{PROG}: nothing sent: the API URL {settings.api_url} is not allowed; {later}")
@@ -156,7 +157,7 @@ def _import_and_deliver(ctx, reports, run_dir: Path, run_identifier, spooled) ->
             f"and BROWSERSTACK_ACCESS_KEY); {later}"
         )
         return EXIT_FAILED
-    if not state.needs_upload:
+    if state is not None and not state.needs_upload:
         ctx.err(
             f"{PROG}: nothing to send: {plural(state.acknowledged, 'call')} acknowledged"
             + (f", {state.failed} refused" if state.failed else "")
