@@ -37,7 +37,9 @@ def write_messages(path: Path, tests: int) -> None:
     cases = []
     with open(path, "w", encoding="utf-8") as out:
         w = lambda key, value: out.write(json.dumps({key: value}) + "\n")  # noqa: E731
-        w("meta", {"protocolVersion": "27", "implementation": {"name": "bench", "version": "1"}})
+        product = {"name": "bench", "version": "1"}
+    w("meta", {"protocolVersion": "27", "implementation": product, "cpu": product,
+               "os": product, "runtime": product})  # fmt: skip
         for f in range(0, tests, PER_FEATURE):
             uri = f"features/f{f // PER_FEATURE}.feature"
             lines = [f"Feature: Feature {f // PER_FEATURE}", ""]
@@ -132,20 +134,40 @@ def write_behave_json(path: Path, tests: int) -> None:
         out.write("\n]\n")
 
 
+# The child reports its own peak (VmHWM: the high-water mark of its memory after exec; the
+# ru_maxrss a parent gets would include this benchmark's own memory, which a forked child
+# carried before exec).
+CHILD = """
+import sys
+from behave_bstack.command.main import main
+code = main(sys.argv[1:])
+peak = None
+try:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) // 1024
+except OSError:
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+sys.stderr.write(f"PEAK {peak}\\n")
+sys.exit(code)
+"""
+
+
 def run_import(report: Path, workdir: Path, env: dict) -> tuple[float, int, str]:
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "behave_bstack", "import", str(report)],
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, "import", str(report)],
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started, usage.ru_maxrss // 1024, err.strip().splitlines()[-1]
+    seconds = time.perf_counter() - started
+    lines = proc.stderr.strip().splitlines()
+    peak = int(lines[-1].split()[1]) if lines and lines[-1].startswith("PEAK") else -1
+    return seconds, peak, "\n  ".join(line for line in lines if not line.startswith("PEAK"))
 
 
 def main() -> None:
