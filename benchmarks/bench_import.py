@@ -38,8 +38,8 @@ def write_messages(path: Path, tests: int) -> None:
     with open(path, "w", encoding="utf-8") as out:
         w = lambda key, value: out.write(json.dumps({key: value}) + "\n")  # noqa: E731
         product = {"name": "bench", "version": "1"}
-    w("meta", {"protocolVersion": "27", "implementation": product, "cpu": product,
-               "os": product, "runtime": product})  # fmt: skip
+        w("meta", {"protocolVersion": "27", "implementation": product, "cpu": product,
+                   "os": product, "runtime": product})  # fmt: skip
         for f in range(0, tests, PER_FEATURE):
             uri = f"features/f{f // PER_FEATURE}.feature"
             lines = [f"Feature: Feature {f // PER_FEATURE}", ""]
