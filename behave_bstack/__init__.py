@@ -4,9 +4,9 @@
 environment.py may call attach(), set_custom_metadata() and set_environment().
 """
 
+from .base.version import __version__ as __version__
 from .recording.api import attach, set_custom_metadata, set_environment
 
-__version__ = "0.1.0"
 __all__ = ["BstackFormatter", "attach", "set_custom_metadata", "set_environment"]
 
 

@@ -36,6 +36,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from procmem import HwmPoller  # noqa: E402
+
 FORMATTER = "behave_bstack:BstackFormatter"
 
 STEPS_PY = """
@@ -149,22 +153,17 @@ def run_behave(workdir: Path, fmt: str, env_extra: dict, extra_args: tuple = ())
 
 
 def peak_rss_mib(workdir: Path, fmt: str, env_extra: dict) -> tuple[float, float | None]:
-    """Peak RSS of behave and (if started) of the uploader, via /usr/bin/time-like wait4."""
+    """Peak RSS of behave and (if started) of the uploader: VmHWM, polled (procmem.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BROWSERSTACK_", "BSTACK_"))}
     env.update(env_extra)
     env["BSTACK_JOURNAL_DIR"] = str(workdir / "journal")
-    env["BSTACK_UPLOADER_RUSAGE"] = str(workdir / "uploader-rusage.json")
     cmd = [sys.executable, "-m", "behave", "-f", fmt, "--no-summary", "--no-snippets", "features"]
     proc = subprocess.Popen(
         cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    _, _, usage = os.wait4(proc.pid, 0)
-    uploader = None
-    path = workdir / "uploader-rusage.json"
-    if path.exists():
-        uploader = json.loads(path.read_text())["maxrss_kib"] / 1024
-        path.unlink()
-    return usage.ru_maxrss / 1024, uploader
+    poller = HwmPoller(proc.pid)
+    proc.wait()
+    return poller.stop()
 
 
 def latest_report(journal_dir: Path) -> dict | None:

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import behave
 
-from behave_bstack.emulator.server import BuildRecord, HookRunRecord, TestRunRecord, TraServer
+from behave_bstack.emulator import BuildRecord, HookRunRecord, TestRunRecord, TraServer
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = REPO / "features"

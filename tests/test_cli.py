@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from behave_bstack.command import main as cli
+from behave_bstack.delivery.routes import ROUTES
 from behave_bstack.emulator import TraServer
 from behave_bstack.journal import store as journal
 from behave_bstack.origin import host
@@ -147,7 +148,7 @@ def one_line(text: str) -> str:
 def test_upload_delivers_an_offline_journal_exactly_once(project):
     tests = project.journaled("test_start")
     hooks = project.journaled("hook_start")
-    calls = len([e for e in project.events() if e["op"] in cli.ROUTES])
+    calls = len([e for e in project.events() if e["op"] in ROUTES])
     assert len(tests) > 10 and hooks
 
     before = project.run("status")

@@ -609,7 +609,7 @@ def test_internal_error_gives_defaults_and_a_problem(tmp_path, monkeypatch):
     def boom(self):
         raise RuntimeError(SECRET)
 
-    monkeypatch.setattr(config._Resolver, "settings", boom)
+    monkeypatch.setattr(config.Resolver, "settings", boom)
     s = load(tmp_path)
     assert s.enabled is True and s.project_name == tmp_path.name
     (line,) = s.problems

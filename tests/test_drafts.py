@@ -7,13 +7,13 @@ from pathlib import Path
 
 from helpers import DEMO_ARGS, FORMATTER
 
+from behave_bstack.description.mapping import render_code
 from behave_bstack.journal import store as journal
 from behave_bstack.journal.drafts import (
     STEP_TEMPLATE,
     Expander,
     expand_steps,
     passed_finish_line,
-    render_code,
     start_line,
 )
 

@@ -270,7 +270,7 @@ def test_the_behave_process_says_whether_its_parser_drops_the_colon(strip: str) 
     script = (
         "import sys; sys.path.insert(0, 'tests');"
         "from test_plain_gherkin import behave_strips_colon;"
-        "from behave_bstack.recording.payloads import parser_strips_colon;"
+        "from behave_bstack.description.scenarios import parser_strips_colon;"
         "print(behave_strips_colon(), parser_strips_colon())"
     )
     env = {**os.environ, "BEHAVE_STRIP_STEPS_WITH_TRAILING_COLON": strip}

@@ -22,7 +22,7 @@ from pathlib import Path
 import helpers
 import pytest
 
-from behave_bstack.description import mapping
+from behave_bstack.description import mapping, scenarios
 from behave_bstack.origin import host
 from behave_bstack.recording import payloads
 
@@ -220,10 +220,10 @@ def test_the_issue_command_on_a_simulated_platform(tra_server, shop, tmp_path, m
 
 @pytest.fixture
 def windows_paths(monkeypatch: pytest.MonkeyPatch):
-    """The path functions of mapping.py and payloads.py with Windows' os.path (ntpath)."""
+    """The path functions of mapping.py and scenarios.py with Windows' os.path (ntpath)."""
     fake_os = types.SimpleNamespace(path=ntpath, sep="\\", curdir=".", pardir="..")
     monkeypatch.setattr(mapping, "os", fake_os)
-    monkeypatch.setattr(payloads, "os", fake_os)
+    monkeypatch.setattr(scenarios, "os", fake_os)
 
 
 @pytest.mark.parametrize(

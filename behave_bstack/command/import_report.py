@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from .. import __version__
+from ..base.version import __version__
+from ..delivery.uploader import deliver_journal
 from ..importing import (
     FORMATS,
     ImportContext,
@@ -42,6 +43,10 @@ from ..importing import (
 from ..journal import store as journal
 from ..origin import ci, vcs
 from ..origin.build import build_start_body
+from ..recording.summary import summary_lines
+from .common import EXIT_CREDENTIALS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, CliError
+from .journal_view import plural, read_state
+from .sending import transport_options
 
 PARTIAL = journal.EVENTS + ".partial"
 FORMAT_NAMES = {
@@ -81,8 +86,6 @@ def register(command) -> None:
 
 
 def cmd_import(ctx) -> int:
-    from .main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, CliError
-
     settings = ctx.settings
     ctx.warn_problems()
     if not settings.enabled:
@@ -126,10 +129,6 @@ def cmd_import(ctx) -> int:
 
 
 def _import_and_deliver(ctx, reports, run_dir: Path, run_identifier, spooled) -> int:
-    from ..recording.summary import summary_lines
-    from .journal_view import plural, read_state
-    from .main import EXIT_CREDENTIALS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, transport_options
-
     settings = ctx.settings
     names = ", ".join(name for name, _, _ in reports)
     state = None
@@ -163,8 +162,6 @@ def _import_and_deliver(ctx, reports, run_dir: Path, run_identifier, spooled) ->
             + (f", {state.failed} refused" if state.failed else "")
         )
         return EXIT_FAILED if state.failed else EXIT_OK
-    from ..delivery.uploader import deliver_journal
-
     report = deliver_journal(run_dir, transport_options(settings), timeout=ctx.args.timeout)
     outbox = SimpleNamespace(run_dir=run_dir, errors=[])
     for line in summary_lines(report, counts, outbox, settings):
@@ -178,8 +175,6 @@ def _import_and_deliver(ctx, reports, run_dir: Path, run_identifier, spooled) ->
 
 def _journal(ctx, reports, run_dir: Path, run_identifier, spooled) -> dict:
     """Write the whole journal to events.jsonl.partial, then rename it into place."""
-    from .main import EXIT_USAGE, PROG, CliError
-
     settings = ctx.settings
     partial = run_dir / PARTIAL
     if partial.exists():

@@ -1,22 +1,22 @@
-"""Reading a run's journal for people: `behave-bstack status` and `behave-bstack show`.
+"""Reading a run's journal for people: `behave-bstack status` (and `show`: show_view.py).
 
-Nothing here sends or writes anything.  `show` passes every draft through finalize(), the
-function delivery uses, so what it prints is what is (or would be) sent.  Local refs
-("t12") stand in for the ids that only the server issues.
+Nothing here sends or writes anything.  A journal is read in bounded pieces, never held
+whole: the command's memory does not grow with the run.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..base.clock import iso_from_epoch_ms
-from ..delivery.dispatch import describe
-from ..delivery.finalize import finalize
+from ..delivery.links import describe
 from ..delivery.routes import SENDABLE, build_url
 from ..journal import store as journal
+from ..journal.acks import OK, UNKNOWN, AckIndex
 
 RUN_OPS = {"test_start": "test", "hook_start": "hook"}
 FINISH_OPS = {"test_finish": "test", "hook_finish": "hook"}
@@ -120,14 +120,20 @@ class JournalState:
         return build_url(self.build_id, self.meta.get("api_url"))
 
 
-def read_state(run_dir: Path) -> JournalState:
+def read_state(run_dir: Path, header=None) -> JournalState:
+    """The figures of a journal, read in bounded pieces as journaled (not expanded: that
+    needs the feature files' parsing, and nothing here does but the first refusal's name).
+    `header`: also collect what `show` prints before the tree (show_view.ShowHeader)."""
     from ..delivery.uploader import writer_alive  # the same test delivery uses
 
     run_dir = Path(run_dir)
     state = JournalState(run_dir)
-    acks = journal.load_acks(run_dir)
+    acks = AckIndex(run_dir, keep_ids=False)
     open_runs: set[str] = set()
-    for event in journal.read_events(run_dir / journal.EVENTS):
+    first_failed: int | None = None
+    for event in journal.iter_records(run_dir / journal.EVENTS):
+        if not isinstance(event, dict):
+            continue
         op, seq, body = event.get("op"), event.get("seq"), event.get("body") or {}
         stamp = body.get("started_at") if isinstance(body, dict) else None
         if isinstance(stamp, int) and (state.started_ms is None or stamp < state.started_ms):
@@ -143,6 +149,7 @@ def read_state(run_dir: Path) -> JournalState:
             continue
         state.calls += 1
         ref = event.get("ref")
+        in_run = op in RUN_OPS or (op in FINISH_OPS and ref in open_runs)
         if op in RUN_OPS:
             state.tests += op == "test_start"
             state.hooks += op == "hook_start"
@@ -153,18 +160,24 @@ def read_state(run_dir: Path) -> JournalState:
             state.log_entries += len(body.get("logs") or [])
         elif op == "build_finish":
             state.build_finish_journaled = True
-        ack = acks.get(seq)
-        if ack is None:
+        status = acks.status(seq) if isinstance(seq, int) and seq >= 0 else UNKNOWN
+        if status == UNKNOWN:
             state.pending += 1
-        elif ack.get("ok"):
+        elif status == OK:
             state.acknowledged += 1
-            if op == "build_start" and ack.get("id"):
-                state.build_id = ack["id"]
+            if op == "build_start" and acks.first and acks.first[0] == seq:
+                state.build_id = acks.first[1]
         else:
             state.failed += 1
-            if state.first_failure is None:
-                state.first_failure = f"{op} {describe(event)}: {ack.get('error') or '?'}"
+            if first_failed is None:
+                first_failed = seq
+            if header is not None and not in_run:
+                header.refused.append(f"{op}: {acks.refusal(seq)}")
+        if header is not None:
+            header.take(op, body)
     state.open_runs = len(open_runs)
+    if first_failed is not None:
+        state.first_failure = _failure_of(run_dir, first_failed, acks.refusal(first_failed))
     report = journal.read_report(run_dir) or {}
     if report.get("stopped") and (state.pending or not state.ended):
         state.last_stop = str(report["stopped"])
@@ -178,6 +191,15 @@ def read_state(run_dir: Path) -> JournalState:
         except OSError:
             pass
     return state
+
+
+def _failure_of(run_dir: Path, seq: int, error: str) -> str:
+    """`op ref 'name': error` of the refused event `seq` (expanded: a test's name is in
+    its feature file)."""
+    for event in journal.iter_events(Path(run_dir) / journal.EVENTS):
+        if event.get("seq") == seq:
+            return f"{event.get('op')} {describe(event)}: {error}"
+    return f"#{seq}: {error}"
 
 
 def status_line(state: JournalState) -> str:
@@ -235,275 +257,20 @@ def status_record(state: JournalState) -> dict:
 
 
 # --------------------------------------------------------------------------- show
+# (show_view.py: imported when asked for, it imports this module)
 
 
-@dataclass
-class RunNode:
-    """One test run or hook run, with the bodies that are (or would be) sent."""
+def load_view(run_dir: Path):
+    from .show_view import load_view as load
 
-    ref: str
-    kind: str  # "test" or "hook"
-    seq: int
-    start: dict
-    finish: dict | None = None
-    owner: str | None = None  # the test a hook belongs to
-    hooks: list[RunNode] = field(default_factory=list)
-    logs: list[dict] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
-
-    @property
-    def result(self) -> str:
-        if self.finish is None:
-            return "not finished"
-        return str(self.finish.get("result") or "?")
-
-    @property
-    def name(self) -> str:
-        return str(self.start.get("name") or self.ref)
+    return load(run_dir)
 
 
-@dataclass
-class ScopeNode:
-    name: str
-    seq: int
-    entries: list[tuple[int, object]] = field(default_factory=list)  # (seq, RunNode|ScopeNode)
-    children: dict[str, ScopeNode] = field(default_factory=dict)
+def render_view(view, with_logs: bool = False) -> Iterator[str]:
+    """The lines of `show`, as they are worked out (a huge journal is never held whole)."""
+    from .show_view import render_view as render
 
-    def child(self, name: str, seq: int) -> ScopeNode:
-        node = self.children.get(name)
-        if node is None:
-            node = self.children[name] = ScopeNode(name, seq)
-            self.entries.append((seq, node))
-        return node
-
-
-@dataclass
-class RunView:
-    state: JournalState
-    build: dict | None = None
-    finished_ms: int | None = None  # the build finish's time, as journaled
-    root: ScopeNode = field(default_factory=lambda: ScopeNode("", 0))
-    tests: list[RunNode] = field(default_factory=list)
-    hooks: list[RunNode] = field(default_factory=list)
-    log_entries: int = 0
-    refused: list[str] = field(default_factory=list)  # build calls and logs the server refused
-
-
-def local_refs(value):
-    """A copy of a draft with every {"$ref": x} replaced by x, as delivery replaces it by
-    the server's id."""
-    if isinstance(value, dict):
-        if len(value) == 1 and "$ref" in value:
-            return str(value["$ref"])
-        return {key: local_refs(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [local_refs(item) for item in value]
-    return value
-
-
-def _linked_test(draft: dict) -> str | None:
-    link = draft.get("test_run_id")
-    return link.get("$ref") if isinstance(link, dict) else None
-
-
-def load_view(run_dir: Path) -> RunView:
-    state = read_state(run_dir)
-    view = RunView(state)
-    acks = journal.load_acks(run_dir)
-    runs: dict[str, RunNode] = {}
-    for event in journal.read_events(Path(run_dir) / journal.EVENTS):
-        op, seq, ref = event.get("op"), event.get("seq"), event.get("ref")
-        if op not in SENDABLE or not isinstance(seq, int):
-            continue
-        draft = event.get("body") or {}
-        body = finalize(op, local_refs(draft))
-        ack = acks.get(seq)
-        refusal = None if ack is None or ack.get("ok") else f"{op}: {ack.get('error') or '?'}"
-        if op == "build_start":
-            view.build = body
-        elif op == "build_finish" and isinstance(draft.get("finished_at"), int):
-            view.finished_ms = draft["finished_at"]
-        elif op in RUN_OPS:
-            node = RunNode(ref or f"#{seq}", RUN_OPS[op], seq, body, owner=_linked_test(draft))
-            runs[node.ref] = node
-            (view.tests if node.kind == "test" else view.hooks).append(node)
-        elif op in FINISH_OPS and ref in runs:
-            runs[ref].finish = body
-            for hook_ref in body.get("hooks") or []:
-                if hook_ref in runs and runs[hook_ref].owner is None:
-                    runs[hook_ref].owner = ref
-        elif op == "logs":
-            for entry in body.get("logs") or []:
-                target = entry.get("test_run_uuid") or entry.get("hook_run_uuid")
-                view.log_entries += 1
-                if target in runs:
-                    runs[target].logs.append(entry)
-        if refusal and ref in runs:
-            runs[ref].refused.append(refusal)
-        elif refusal:
-            view.refused.append(refusal)
-    _place(view, runs)
-    return view
-
-
-def _place(view: RunView, runs: dict[str, RunNode]) -> None:
-    """Tests go under their scopes (feature, rule); hooks under their test, else under the
-    deepest scope that holds tests, else at build level (before_all, after_all)."""
-    known: set[tuple[str, ...]] = set()
-    for test in view.tests:
-        scopes = tuple(test.start.get("scopes") or ())
-        known.update(scopes[:i] for i in range(1, len(scopes) + 1))
-    for node in sorted(runs.values(), key=lambda n: n.seq):
-        owner = runs.get(node.owner) if node.owner else None
-        if node.kind == "hook" and owner is not None and owner.kind == "test":
-            owner.hooks.append(node)
-            continue
-        scopes = tuple(node.start.get("scopes") or ())
-        if node.kind == "hook":
-            while scopes and scopes not in known:
-                scopes = scopes[:-1]
-        scope = view.root
-        for name in scopes:
-            scope = scope.child(name, node.seq)
-        scope.entries.append((node.seq, node))
-
-
-def _run_line(node: RunNode) -> str:
-    finish = node.finish or {}
-    result = node.result.upper() if node.result == "failed" else node.result
-    text = f"{result}"
-    if "duration_in_ms" in finish:
-        text += f" ({duration(finish['duration_in_ms'])})"
-    return text
-
-
-def _failure_lines(body: dict | None, limit: int) -> list[str]:
-    """The messages of a failure, without its traceback frames (indented lines)."""
-    lines: list[str] = []
-    for failure in (body or {}).get("failure") or []:
-        for line in failure.get("backtrace") or []:
-            if str(line).strip() and not str(line)[:1].isspace():
-                lines.append(first_line(line))
-            if len(lines) >= limit:
-                return lines
-    return lines
-
-
-def _render_hook(node: RunNode, pad: str, out: list[str], with_logs: bool) -> None:
-    """A hook run, its failure and its own log entries (counted under the hook)."""
-    where = node.start.get("location") or node.start.get("file_name") or ""
-    out.append(f"{pad}hook {node.name}: {_run_line(node)}" + (f"  [{where}]" if where else ""))
-    if node.result == "failed":
-        out.extend(f"{pad}  ! {line}" for line in _failure_lines(node.finish, 2))
-    out.extend(f"{pad}  ! refused by the server: {why}" for why in node.refused)
-    _render_logs(node.logs, pad + "  ", out, with_logs)
-
-
-def _render_logs(logs: list[dict], pad: str, out: list[str], with_logs: bool) -> None:
-    if not logs:
-        return
-    out.append(f"{pad}{plural(len(logs), 'log entry', 'log entries')}")
-    if with_logs:
-        for entry in logs:
-            level = entry.get("level") or entry.get("kind") or ""
-            out.append(f"{pad}  [{level}] {first_line(entry.get('message', ''))}")
-
-
-def _render_test(node: RunNode, pad: str, out: list[str], with_logs: bool) -> None:
-    tags = " ".join(f"@{t}" for t in node.start.get("tags") or [])
-    line = f"{pad}Scenario: {node.name} - {_run_line(node)}"
-    out.append(line + (f"  {tags}" if tags else ""))
-    inner = pad + "  "
-    out.extend(f"{inner}! refused by the server: {why}" for why in node.refused)
-    hooks_before = [h for h in node.hooks if not str(h.start.get("hook_type")).startswith("after")]
-    hooks_after = [h for h in node.hooks if h not in hooks_before]
-    for hook in hooks_before:
-        _render_hook(hook, inner, out, with_logs)
-    steps = ((node.finish or {}).get("meta") or {}).get("steps") or []
-    for step in steps:
-        text = str(step.get("text") or "").splitlines() or [""]
-        result = str(step.get("result") or "?")
-        shown = f"{result.upper() if result == 'failed' else result}"
-        if "duration" in step:
-            shown += f" ({duration(step['duration'])})"
-        out.append(f"{inner}{step.get('keyword', '')} {text[0]} - {shown}")
-        out.extend(f"{inner}  {extra}" for extra in text[1:])
-        if step.get("failure"):
-            out.append(f"{inner}  ! {first_line(step['failure'])}")
-    if node.result == "failed" and not any(s.get("failure") for s in steps):
-        out.extend(f"{inner}! {line}" for line in _failure_lines(node.finish, 2))
-    _render_logs(node.logs, inner, out, with_logs)  # the test's own; hooks show theirs
-    for hook in hooks_after:
-        _render_hook(hook, inner, out, with_logs)
-
-
-def _render_scope(scope: ScopeNode, depth: int, out: list[str], with_logs: bool) -> None:
-    pad = "  " * (depth + 1)
-    for _, item in sorted(scope.entries, key=lambda pair: pair[0]):
-        if isinstance(item, ScopeNode):
-            label = "Feature" if depth == 0 else "Rule"
-            out.append(f"{pad}{label}: {item.name}")
-            _render_scope(item, depth + 1, out, with_logs)
-        elif item.kind == "test":
-            _render_test(item, pad, out, with_logs)
-        else:
-            _render_hook(item, pad, out, with_logs)
-
-
-def render_view(view: RunView, with_logs: bool = False) -> list[str]:
-    state = view.state
-    out = [f"Run {state.run_id} ({state.run_dir})"]
-    build = view.build
-    if build is not None:
-        line = f"Build {build.get('name')!r} in project {build.get('project_name')!r}"
-    elif not state.owns_build:
-        line = f"Reports into the existing build {state.build_id}"
-    else:
-        line = "Build (no build start journaled)"
-    line += f", started {when(state.started_ms)}"
-    if view.finished_ms is None:
-        line += ", not finished"
-    elif state.started_ms is not None:
-        line += f", finished after {duration(view.finished_ms - state.started_ms)}"
-    out.append(line)
-    if state.build_url:
-        out.append(f"  build: {state.build_url}")
-    elif state.owns_build:
-        out.append("  build: not created yet (nothing delivered; see `behave-bstack upload`)")
-    out.append(
-        f"  journal: {plural(state.calls + state.to_close, 'call')}: "
-        f"{state.acknowledged} acknowledged, {state.failed} refused, "
-        f"{state.pending_total} pending; run {state.state}"
-    )
-    out.extend(f"  ! refused by the server: {why}" for why in view.refused)
-    _render_scope(view.root, 0, out, with_logs)
-    out.extend(_totals(view))
-    return out
-
-
-def _tally(nodes: list[RunNode]) -> str:
-    counts: dict[str, int] = {}
-    for node in nodes:
-        counts[node.result] = counts.get(node.result, 0) + 1
-    return ", ".join(f"{n} {result}" for result, n in sorted(counts.items())) or "none"
-
-
-def _totals(view: RunView) -> list[str]:
-    out = [
-        "",
-        f"{plural(len(view.tests), 'test')} ({_tally(view.tests)}); "
-        f"{plural(len(view.hooks), 'hook run')} ({_tally(view.hooks)}); "
-        f"{plural(view.log_entries, 'log entry', 'log entries')}",
-    ]
-    failed = [n for n in view.tests + view.hooks if n.result == "failed"]
-    if failed:
-        out.append(f"Failures ({len(failed)}):")
-        for node in sorted(failed, key=lambda n: n.seq):
-            label = "Scenario" if node.kind == "test" else "hook"
-            where = node.start.get("location") or node.start.get("file_name") or ""
-            out.append(f"  {label} {node.name}" + (f" ({where})" if where else ""))
-            out.extend(f"    {line}" for line in _failure_lines(node.finish, 3))
-    return out
+    return render(view, with_logs)
 
 
 def latest_run(journal_dir: Path) -> Path | None:

@@ -20,34 +20,42 @@ many calls in flight over non-blocking connections.  The rules:
 * Any other 4xx: that event is marked failed with the server's message, its dependants
   are marked failed too, and everything else continues.
 * build_finish goes last, after every other event is settled.
+
+Memory does not grow with the run: the journal is read in bounded pieces, at most WINDOW
+unsettled events ahead of what is answered (a dependency always comes earlier in the
+journal, so what is read can always go); what is remembered across the whole run is small
+per call: the acks read at the start (journal/acks.py), the server ids of starts
+(ids.py) and the runs not yet finished (closing.RunState).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
 from pathlib import Path
 
 from ..base.defaults import DEFAULT_CONCURRENCY
+from ..journal import acks as ack_index
 from ..journal import coordination
 from ..journal import store as journal
+from .closing import RunState, closing_records
 from .finalize import finalize
+from .ids import ServerIds
+from .links import FAILED, describe, refs_in, resolve
+from .pacing import UNREACHABLE_AFTER, Pacing
 from .routes import ROUTES, SENDABLE, STARTS, build_url, path_for
 from .transport import Response, Sender, Transport, TransportError
+
+__all__ = ["Delivery", "FAILED", "UNREACHABLE_AFTER", "describe", "refs_in", "retry_after"]
 
 log = logging.getLogger("behave_bstack")
 
 FOLLOW_WAIT = 0.01  # seconds; about 100 idle turns a second, each a read of the journal's end
-# Seconds of failing to connect, with no answer ever, after which the API counts as
-# unreachable (README "What happens when…").  Also the longest a connection may take to
-# open while nothing has answered, and retries come at least every UNREACHABLE_RETRY s.
-UNREACHABLE_AFTER = 5.0
-UNREACHABLE_RETRY = 2.0
-FAILED = object()  # the id of a start that the server refused for good
 DEFER = "defer"
+# Unsettled events held at once: enough to keep every call in flight busy (a few KB each).
+WINDOW = 1000
 
 
 class Tally:
@@ -64,31 +72,6 @@ class Tally:
         bucket[op] = bucket.get(op, 0) + 1
 
 
-def _is_ref(item) -> bool:
-    return isinstance(item, dict) and len(item) == 1 and "$ref" in item
-
-
-def refs_in(body) -> list[str]:
-    """Every {"$ref": x} of a body.  The tracker puts links only in top-level fields
-    (test_run_id, hooks) and in the top level of log entries, so only those are looked at:
-    bodies are large (steps, tracebacks) and this runs for every call."""
-    if not isinstance(body, dict):
-        return []
-    found = []
-    for value in body.values():
-        if isinstance(value, dict):
-            if _is_ref(value):
-                found.append(value["$ref"])
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, dict):
-                    if _is_ref(item):
-                        found.append(item["$ref"])
-                    else:
-                        found.extend(v["$ref"] for v in item.values() if _is_ref(v))
-    return found
-
-
 class Delivery:
     def __init__(
         self,
@@ -103,12 +86,12 @@ class Delivery:
         self.transport = transport
         self.concurrency = max(1, concurrency)
         self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.pacing = Pacing(backoff_base, backoff_cap)
         self.reader = journal.EventReader(self.directory / journal.EVENTS)
-        self.acks = journal.load_acks(self.directory)
+        self.acks = ack_index.AckIndex(self.directory)
         self.ack_log: journal.AckLog | None = None
-        self.ids: dict[str, object] = {}
+        self.ids = ServerIds()  # ref -> the server's id (or FAILED)
+        self.run = RunState()
         self.events: dict[int, dict] = {}  # seq -> event not yet settled
         self.links: dict[int, list[str]] = {}  # seq -> refs_in(its body), if it has any
         self.attempts: dict[int, int] = {}
@@ -116,79 +99,61 @@ class Delivery:
         self.blocked: dict[str, list[int]] = {}  # ref -> events waiting for its server id
         self.deferred: list[int] = []  # build finishes waiting for everything else
         self.in_flight: set[int] = set()
-        self.pause_until = 0.0
-        self.pause_set_at = float("-inf")
         self.sent_at: dict[int, float] = {}
-        self.consecutive_failures = 0
-        self.ended = False  # the writer closed the run (an "end" event)
-        self.finish_left = False
         self.interim_written = False
-        self.meta: dict = {}
-        self.max_seq = 0
-        self.last_time: int | None = None  # epoch ms of the latest event seen
         self.stop_reason: str | None = None
         self.stop_kind: str | None = None
-        self.build_finish_journaled = False
         self.stopping = threading.Event()
         self.tally = Tally()
         self.sender: Sender | None = None
-        self.open_runs: dict[str, dict] = {}  # ref -> start event, until its finish is journaled
-        # Reachability: has any call had an HTTP answer, when was the first sent, and the
-        # last failure to connect (None once something else happened).
-        self.answered = False
-        self.first_sent_at: float | None = None
-        self.connect_error: str | None = None
-        self.may_give_up = False  # nothing more will be journaled: unreachable ends delivery
         if transport is not None:
             transport.connect_timeout = UNREACHABLE_AFTER
 
+    @property
+    def ended(self) -> bool:
+        """The writer closed the run (an "end" event was read)."""
+        return self.run.ended
+
+    @property
+    def meta(self) -> dict:
+        return self.run.meta
+
     # -- reading the journal ------------------------------------------------
     def load_new(self) -> int:
-        records = self.reader.read_new()
-        for record in records:
-            self._take(record)
-        return len(records)
+        """Read what the journal gained, up to WINDOW unsettled events; returns how many
+        records were read."""
+        taken = 0
+        while len(self.events) < WINDOW:
+            records = self.reader.read_new(journal.READ_LIMIT)
+            for record in records:
+                self._take(record)
+            taken += len(records)
+            if self.reader.at_end:
+                break
+        return taken
+
+    def caught_up(self) -> bool:
+        """Everything the journal holds has been read (as of the last read)."""
+        return self.reader.at_end
 
     def _take(self, record: dict) -> None:
-        seq, op = record.get("seq"), record.get("op")
-        if not isinstance(seq, int):
+        if not self.run.note(record):
+            if record.get("op") == "meta" and self.run.meta.get("build_hashed_id"):
+                self.ids["build"] = self.run.meta["build_hashed_id"]
             return
-        self.max_seq = max(self.max_seq, seq)
-        body = record.get("body") or {}
-        stamp = body.get("finished_at") or body.get("started_at")
-        if isinstance(stamp, int) and (self.last_time is None or stamp > self.last_time):
-            self.last_time = stamp
-        if op == "meta":
-            self.meta = body
-            if body.get("build_hashed_id"):
-                self.ids["build"] = body["build_hashed_id"]
+        seq, op, ref = record["seq"], record["op"], record.get("ref")
+        status = self.acks.status(seq)
+        if status == ack_index.OK:
+            if op in STARTS and ref:
+                self.ids[ref] = self.acks.take_id(seq)
+            self._count_delivered(op, record.get("body") or {})
             return
-        if op == "end":
-            self.ended = True
-            return
-        if op == "build_finish_left":
-            self.finish_left = True  # another process of this build run finishes it
-            return
-        if op not in SENDABLE:
-            return
-        if op == "build_finish":
-            self.build_finish_journaled = True
-        ref = record.get("ref")
-        if op in ("test_start", "hook_start") and ref:
-            self.open_runs[ref] = record
-        elif op in ("test_finish", "hook_finish") and ref:
-            self.open_runs.pop(ref, None)
-        ack = self.acks.get(seq)
-        if ack is not None:
-            if ack.get("ok"):
-                if op in STARTS and ref:
-                    self.ids[ref] = ack.get("id")
-                self._count_delivered(op, body)
-            elif ref and op in STARTS:
+        if status == ack_index.REFUSED:
+            if ref and op in STARTS:
                 self.ids[ref] = FAILED
             return
         self.events[seq] = record
-        links = refs_in(body)
+        links = refs_in(record.get("body") or {})
         if links:
             self.links[seq] = links  # found once: an event may be looked at several times
         self.ready.append(seq)
@@ -215,7 +180,7 @@ class Delivery:
         self._dispatch()
 
     def settled(self) -> bool:
-        return not self.events and not self.in_flight
+        return not self.events and not self.in_flight and self.caught_up()
 
     def only_waiting(self, for_outer: bool = False) -> bool:
         """Everything is delivered but a build finish that waits for other processes
@@ -223,6 +188,7 @@ class Delivery:
         return (
             not self.in_flight
             and bool(self.events)
+            and self.caught_up()
             and all(
                 e.get("wait") and (e["wait"].get("pid") or not for_outer)
                 for e in self.events.values()
@@ -234,11 +200,11 @@ class Delivery:
         the deadline passes, or delivery was stopped."""
         self.start()
         while not self.stopping.is_set() and time.monotonic() < deadline:
-            if follow:
+            if follow or not self.caught_up():
                 self.load_new()
             if self.settled() and (self.ended or not follow):
                 break
-            if not self.may_give_up and (self.ended or not follow):
+            if not self.pacing.armed and (self.ended or not follow):
                 self._arm_unreachable()
             if follow and self.ended and self.only_waiting(True) and not self.interim_written:
                 # behave may go: only a build finish for the last process is left.
@@ -271,9 +237,14 @@ class Delivery:
     def _dispatch(self) -> None:
         if self.transport is None or self.stop_reason:
             return
-        if time.monotonic() < self.pause_until:
+        if self.pacing.paused():
             return
-        if self.deferred and len(self.events) == len(self.deferred) and not self.in_flight:
+        if (
+            self.deferred
+            and len(self.events) == len(self.deferred)
+            and not self.in_flight
+            and self.caught_up()
+        ):
             self.ready.extend(self.deferred)  # everything else is settled: time to finish
             self.deferred = []
         while self.ready and len(self.in_flight) < self.concurrency:
@@ -308,7 +279,7 @@ class Delivery:
             if target is None:
                 return "@" + event.get("ref", "")
         if op == "build_finish":
-            if len(self.events) > 1 or self.in_flight:
+            if len(self.events) > 1 or self.in_flight or not self.caught_up():
                 return DEFER
             wait = event.get("wait")
             if wait and not coordination.wait_satisfied(wait.get("dir"), wait.get("pid")):
@@ -325,47 +296,13 @@ class Delivery:
         if waiting:
             self.ready.extend(waiting)
 
-    def _resolve(self, body: dict) -> dict:
-        """A copy of the body with every link (see refs_in) replaced by the server id;
-        links to runs the server refused are dropped (with their log entries)."""
-        out = {}
-        for key, value in body.items():
-            if isinstance(value, dict) and _is_ref(value):
-                target = self.ids.get(value["$ref"])
-                if target is not FAILED and target is not None:
-                    out[key] = target
-            elif isinstance(value, list) and any(isinstance(i, dict) for i in value):
-                out[key] = [r for r in (self._resolve_item(i) for i in value) if r is not None]
-            else:
-                out[key] = value
-        return out
-
-    def _resolve_item(self, item):
-        if not isinstance(item, dict):
-            return item
-        if _is_ref(item):
-            target = self.ids.get(item["$ref"])
-            return None if target is FAILED else target
-        if not any(_is_ref(v) for v in item.values()):
-            return item
-        resolved = {}
-        for key, value in item.items():
-            if _is_ref(value):
-                target = self.ids.get(value["$ref"])
-                if target is FAILED or target is None:
-                    return None  # a log entry of a run the server refused: nowhere to put it
-                resolved[key] = target
-            else:
-                resolved[key] = value
-        return resolved
-
     def _prepare(self, seq: int, event: dict) -> tuple[str, str, dict]:
         """The operation, the path and the draft with server ids in place of links."""
         op = event["op"]
         target = self.ids.get(event.get("ref")) if op in ("test_finish", "hook_finish") else None
         path = path_for(op, self.ids.get("build"), target)
         body = event.get("body") or {}
-        body = self._resolve(body) if seq in self.links else dict(body)  # no links: copy
+        body = resolve(body, self.ids) if seq in self.links else dict(body)  # no links: copy
         if event.get("wait"):
             body["finished_at"] = int(time.time() * 1000)  # the keeper finishes it now
         return op, path, body
@@ -382,8 +319,7 @@ class Delivery:
             return
         self.in_flight.add(seq)
         self.sent_at[seq] = time.monotonic()
-        if self.first_sent_at is None:
-            self.first_sent_at = self.sent_at[seq]
+        self.pacing.sending(self.sent_at[seq])
         self.sender.submit(seq, ROUTES[op][0], path, body)
 
     # -- answers ------------------------------------------------------------
@@ -391,11 +327,8 @@ class Delivery:
         """What one attempt ended with: an answer, or an error that got none."""
         self.in_flight.discard(seq)
         sent = self.sent_at.pop(seq, None)
-        if response is not None and not self.answered:
-            self.answered = True  # reachable: from now on, failures are retried as usual
-            self.connect_error = None
-            if self.transport is not None:
-                self.transport.connect_timeout = None
+        if response is not None and self.pacing.heard() and self.transport is not None:
+            self.transport.connect_timeout = None  # reachable: no shorter connect timeout
         event = self.events.get(seq)
         if event is None:
             return
@@ -403,16 +336,15 @@ class Delivery:
             if error.fatal:
                 self._stop(str(error), error.kind)
                 self.ready.append(seq)
-            elif not self.answered and getattr(error, "connecting", False):
-                self.connect_error = str(error)
-                if self.may_give_up and self._unreachable():
+            elif not self.pacing.answered and getattr(error, "connecting", False):
+                self.pacing.could_not_connect(str(error))
+                if self.pacing.armed and self.pacing.unreachable():
                     self._stop_unreachable()
                     self.ready.append(seq)
                 else:
                     self._retry(seq, str(error), sent=sent)
             else:
-                if not self.answered:
-                    self.connect_error = None  # it connected: not "unreachable"
+                self.pacing.connected()
                 self._retry(seq, str(error), sent=sent)
             return
         status = response.status
@@ -440,7 +372,7 @@ class Delivery:
                 self._retry(seq, f"HTTP {response.status} answer without {ROUTES[op][2]}")
                 return
             self._known(ref, server_id)
-        self.consecutive_failures = 0
+        self.pacing.succeeded()
         fields = {"ok": True}
         if server_id:
             fields["id"] = server_id
@@ -468,6 +400,7 @@ class Delivery:
             self.ack_log.record(seq, ok=False, status=status, error=reason)
         self.events.pop(seq, None)
         self.links.pop(seq, None)
+        self.attempts.pop(seq, None)
         self.tally.count(self.tally.failed, op)
         if not quiet and len(self.tally.reasons) < 10:
             self.tally.reasons.append(f"{op} {describe(event)}: {reason}")
@@ -478,52 +411,31 @@ class Delivery:
     ) -> None:
         self.tally.retries += 1
         attempts = self.attempts[seq] = self.attempts.get(seq, 0) + 1
-        now = time.monotonic()
-        # Calls sent before the current pause began fail for the same reason: one outage,
-        # one backoff step, however many calls were in flight.
-        if (now if sent is None else sent) >= self.pause_set_at:
-            self.consecutive_failures += 1
-            if after is None:
-                cap = self.backoff_cap if self.answered else UNREACHABLE_RETRY
-                step = min(cap, self.backoff_base * 2 ** min(self.consecutive_failures, 16))
-                after = random.uniform(step / 2, step)
-        if after is not None:
-            self.pause_until = max(self.pause_until, now + after)
-            self.pause_set_at = now
+        after = self.pacing.failed(sent, after)  # one outage, one backoff step
         log.debug("retrying seq %s in %.2fs: %s", seq, after, reason)
         self.ready.appendleft(seq)
         if self.max_attempts is not None and attempts >= self.max_attempts:
             # The service keeps failing: stop, and leave the rest for the next upload.
-            if not self.answered and self.connect_error is not None:
+            if self.pacing.never_reached():
                 self._stop_unreachable()
             else:
                 self._stop(f"still failing after {attempts} attempts: {reason}", "attempts")
 
-    # -- an unreachable API ----------------------------------------------------
-    def _unreachable(self) -> bool:
-        """Never answered, the last attempt failed to connect, and the first attempt was
-        UNREACHABLE_AFTER seconds ago or more."""
-        return (
-            not self.answered
-            and self.connect_error is not None
-            and self.first_sent_at is not None
-            and time.monotonic() - self.first_sent_at >= UNREACHABLE_AFTER
-        )
-
+    # -- an unreachable API (pacing.py) -----------------------------------------
     def _arm_unreachable(self) -> None:
         """Nothing more will be journaled (the run ended, or `upload`): from now on an
         unreachable API ends delivery.  If it already is, stop now; if attempts failed to
         connect, the next one goes at once rather than after the pause."""
-        self.may_give_up = True
+        self.pacing.arm()
         if self.in_flight:
             return
-        if self._unreachable():
+        if self.pacing.unreachable():
             self._stop_unreachable()
-        elif self.connect_error is not None:
-            self.pause_until = min(self.pause_until, time.monotonic())
+        elif self.pacing.connect_error is not None:
+            self.pacing.resume_now()
 
     def _stop_unreachable(self) -> None:
-        self._stop(f"cannot reach the API: {self.connect_error}", "unreachable")
+        self._stop(f"cannot reach the API: {self.pacing.connect_error}", "unreachable")
 
     def _stop(self, reason: str, kind: str) -> None:
         """kind: credentials, tls, proxy, attempts or unreachable (report["stop_kind"])."""
@@ -532,63 +444,33 @@ class Delivery:
             self.stop_kind = kind
             log.error("delivery stopped: %s", reason)
 
-    # -- closing runs the writer never closed ---------------------------------
+    # -- closing runs the writer never closed (closing.py) ----------------------
+    def journal_ended(self) -> bool:
+        """Did the writer end the run?  Its "end" may lie beyond what was read so far: it
+        is the journal's last record (store.ends_with_end)."""
+        return self.run.ended or journal.ends_with_end(self.reader.path)
+
     def close_interrupted(self, why: str) -> int:
         """Journal a failed finish for every test and hook run that was started but never
-        finished, and a build finish if the run did not write one.  Returns how many."""
-        records = []
-        finished_at = self.last_time
-        for ref, start in list(self.open_runs.items()):
-            body = start.get("body") or {}
-            finish = {
-                "result": "failed",
-                "finished_at": finished_at or body.get("started_at"),
-                "file_name": body.get("file_name"),
-                "scopes": body.get("scopes"),
-                "failure": [{"backtrace": [why]}],
-            }
-            if start["op"] == "hook_start":
-                finish["hook_type"] = body.get("hook_type")
-                records.append({"op": "hook_finish", "ref": ref, "body": finish})
-                continue
-            # What the test had done: its finished steps (journaled as they ended), the
-            # rest skipped, and its time up to its last step's end or the journal's last
-            # event, whichever is later.
-            steps, last_step_end = self.reader.interrupted_steps(ref)
-            if steps:
-                finish["meta"] = {"steps": steps}
-            started = body.get("started_at")
-            ended = max(
-                (t for t in (finished_at, last_step_end) if isinstance(t, int)), default=None
-            )
-            if isinstance(started, int) and ended is not None:
-                finish["finished_at"] = max(ended, started)
-                finish["duration_in_ms"] = max(1, ended - started)
-            records.append({"op": "test_finish", "ref": ref, "body": finish})
-        if (
-            not self.build_finish_journaled
-            and not self.finish_left
-            and self.meta.get("owns_build", True)
-            and not self._others_still_running()
-        ):
-            records.append(
-                {"op": "build_finish", "ref": "build", "body": {"finished_at": finished_at}}
-            )
-        records.append({"op": "end"})  # the journal is complete now: never closed twice
-        # (records only readers need, such as step records, never reach _take)
-        writer = journal.Appender(self.directory, max(self.max_seq, self.reader.last_seq))
+        finished, a build finish if the run did not write one, and "end".  What is past
+        the window is read ahead (and let go: delivery reads it again, with what is
+        appended here).  Returns how many calls were added."""
+        reader, state = self.reader.fork(), self.run.copy()
+        while True:
+            for record in reader.read_new(journal.READ_LIMIT):
+                state.note(record)
+            if reader.at_end:
+                break
+        if state.ended:
+            return 0
+        records = closing_records(state, reader.interrupted_steps, why)
+        # (after the last record read, step records included: only readers see those)
+        writer = journal.Appender(self.directory, max(state.max_seq, reader.last_seq))
         for record in records:
-            record["seq"] = writer.append(record)
+            writer.append(record)
         writer.close()
-        for record in records:
-            self._take(record)
+        self.reader.at_end = False  # what was appended is still to be read
         return len(records) - 1
-
-    def _others_still_running(self) -> bool:
-        shared = self.meta.get("coordination") or {}
-        if not shared.get("dir"):
-            return False
-        return not coordination.wait_satisfied(shared["dir"], shared.get("outer_pid"))
 
     # -- figures --------------------------------------------------------------
     def _api_url(self) -> str | None:
@@ -600,7 +482,7 @@ class Delivery:
 
     def report(self) -> dict:
         build = self.ids.get("build")
-        pending = len(self.events)
+        pending = len(self.events) + self._unread_pending()
         return {
             "build_hashed_id": build if isinstance(build, str) else None,
             "build_url": build_url(build, self._api_url()) if isinstance(build, str) else None,
@@ -612,10 +494,22 @@ class Delivery:
             "reasons": list(self.tally.reasons),
             "stopped": self.stop_reason,
             "stop_kind": self.stop_kind,
-            "answered": self.answered,
-            "ended": self.ended,
+            "answered": self.pacing.answered,
+            "ended": self.journal_ended(),
             "waiting": self.only_waiting(for_outer=True),
         }
+
+    def _unread_pending(self) -> int:
+        """Calls past the window (delivery stopped before reading them) not acknowledged
+        before: counted from the raw records, without keeping them."""
+        if self.caught_up():
+            return 0
+        count = 0
+        for record in journal.iter_records(self.reader.path, self.reader.raw_fork()):
+            seq = record.get("seq")
+            if record.get("op") in SENDABLE and isinstance(seq, int):
+                count += self.acks.status(seq) == ack_index.UNKNOWN
+        return count
 
 
 def retry_after(response: Response) -> float | None:
@@ -633,10 +527,3 @@ def retry_after(response: Response) -> float | None:
         return min(max(moment.timestamp() - time.time(), 0.0), 300.0)
     except (TypeError, ValueError, IndexError):
         return None
-
-
-def describe(event: dict) -> str:
-    body = event.get("body") or {}
-    name = body.get("name") or body.get("hook_type") or ""
-    ref = event.get("ref") or ""
-    return f"{ref} {name!r}".strip() if name else ref or f"#{event.get('seq')}"

@@ -31,8 +31,34 @@ Lengths are Python ``str`` lengths (code points). Decisions where tra-api.md is 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
+
+from .fields import (
+    DIRTY_MULTI,
+    MAX_CODE,
+    MAX_COMMIT_MESSAGE,
+    MAX_ID,
+    MAX_INFO_VALUE,
+    MAX_INT,
+    MAX_LOG_BATCH,
+    MAX_LOG_MESSAGE,
+    MAX_STEP_FAILURE,
+    MAX_STEP_TEXT,
+    RESULTS,
+    TRUNCATION_MARKER,
+    as_list,
+    clean_text,
+    clip_middle,
+    fit_backtrace,
+    fit_custom_metadata,
+    fit_environment,
+    fit_failure,
+    fit_line,
+    fit_scopes,
+    fit_tags,
+    fit_text,
+    items_of,
+)
 
 __all__ = [
     "TRUNCATION_MARKER",
@@ -49,336 +75,10 @@ __all__ = [
     "fit_tags",
 ]
 
-TRUNCATION_MARKER = "…[truncated {n} chars]"
-_SHORT_MARKER = "…"  # used only when a budget is too small for the full marker
 
-# --- API limits (tra-api.md) -------------------------------------------------------------------
-RESULTS = ("passed", "failed", "skipped", "timeout")
-MAX_TAGS, MAX_TAG_LEN = 50, 100
-MAX_SCOPES, MAX_SCOPE_LEN = 20, 100
-MAX_META_KEYS, MAX_META_VALUES, MAX_META_LEN = 25, 10, 500
-MAX_FAILURES, MAX_BACKTRACE_LINES, MAX_BACKTRACE_LINE = 100, 1000, 2000
-MAX_STEP_FAILURE = 5000
-MAX_LOG_MESSAGE, MAX_LOG_BATCH = 10_000, 500
-ENVIRONMENT_LIMITS = {
-    "device": 100,
-    "os": 100,
-    "os_version": 50,
-    "browser": 100,
-    "browser_version": 50,
-}
-# --- caps decided here (documented in the module docstring) ---
-MAX_STEP_TEXT = 10_000
-MAX_CODE = 20_000
-MAX_INFO_VALUE = 1000
-MAX_COMMIT_MESSAGE = 5000
-MAX_ID = 100
-_MAX_INT = 2**53 - 1
-
-# --- cleaning ----------------------------------------------------------------------------------
-# Anything a string must not contain as-is; if neither matches, the string is already clean.
-_DIRTY_MULTI = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_DIRTY_SINGLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-_ANSI = re.compile(
-    r"\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)"  # OSC ... BEL/ST (hyperlinks, titles)
-    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI (colours, cursor moves)
-    r"|\x1b[ -/]*[0-~]"  # other ESC sequences (charset, keypad, reset)
-)
-_CONTROL_MULTI = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SPACE_SINGLE = re.compile(r"[\t\n\x0b\x0c\x1c-\x1f\x85\u2028\u2029]")
-_CONTROL_SINGLE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
-# Inputs longer than this many times max_len are cleaned through a head window only.
-_WINDOW_SLACK = 4096
-
-
-def _to_str(value: object) -> str:
-    """Any object as an exact ``str``, never raising."""
-    if type(value) is str:
-        return value
-    if value is None:
-        return ""
-    try:
-        if isinstance(value, str):
-            return str.__str__(value)  # exact copy; a subclass's __str__ may misbehave
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return bytes(value).decode("utf-8", "replace")
-        text = str(value)
-        return text if type(text) is str else str.__str__(text)
-    except Exception:
-        try:
-            name = type(value).__name__
-        except Exception:
-            name = "object"
-        return f"<unprintable {_to_str(name) if type(name) is not str else name}>"
-
-
-def _clean(text: str, multiline: bool) -> str:
-    if _SURROGATE.search(text):
-        # Joins valid surrogate pairs into one character, replaces the unpaired ones.
-        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    if "\x1b" in text or "\x9b" in text:
-        text = _ANSI.sub("", text)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if multiline:
-        return _CONTROL_MULTI.sub("", text)
-    return _CONTROL_SINGLE.sub("", _SPACE_SINGLE.sub(" ", text))
-
-
-def _marker(n: int) -> str:
-    return TRUNCATION_MARKER.format(n=n)
-
-
-def _truncate(text: str, max_len: int, unseen: int = 0) -> str:
-    """Keep the head of ``text`` so that head + marker <= max_len.
-
-    ``unseen`` counts input characters beyond ``text`` that were never looked at.
-    """
-    total = len(text) + unseen
-    if total <= max_len:
-        return text
-    longest = len(_marker(total))  # the marker can only be shorter than this
-    if max_len < longest + 1:
-        return text[: max_len - 1] + _SHORT_MARKER if max_len >= 1 else ""
-    keep = max_len - longest
-    while keep < len(text) and keep + 1 + len(_marker(total - keep - 1)) <= max_len:
-        keep += 1  # a shorter count left room for one more character
-    return text[:keep] + _marker(total - keep)
-
-
-def _fit_text(value: object, max_len: int | None, multiline: bool, strip: bool) -> str:
-    dirty = _DIRTY_MULTI if multiline else _DIRTY_SINGLE
-    if type(value) is str and (max_len is None or len(value) <= max_len):
-        if not dirty.search(value):  # the common case: already short and clean
-            return value.strip() if strip else value
-        text = value
-    else:
-        text = _to_str(value)
-    if max_len is not None and len(text) > 2 * max_len + _WINDOW_SLACK:
-        # Multi-megabyte input: clean only a head window. Artifacts of the cut (half an ANSI
-        # sequence, half a surrogate pair) sit at the window's end, far past what is kept.
-        window = 2 * max_len + _WINDOW_SLACK
-        head = _clean(text[:window], multiline)
-        if strip:
-            head = head.lstrip()
-        if len(head) >= max_len + 16:
-            return _truncate(head, max_len, unseen=len(text) - window)
-    if dirty.search(text):
-        text = _clean(text, multiline)
-    if strip:
-        text = text.strip()
-    if max_len is not None and len(text) > max_len:
-        return _truncate(text, max(0, max_len))
-    return text
-
-
-def clean_text(value: object, max_len: int | None = None, *, multiline: bool = True) -> str:
-    """Coerce ``value`` to a clean ``str`` of at most ``max_len`` characters, never raising.
-
-    ``None`` -> ``""``; bytes are decoded as UTF-8 with replacement; an object whose ``__str__``
-    raises -> ``"<unprintable TypeName>"``. Unpaired surrogates become U+FFFD, ANSI escapes and
-    control characters (NUL included) are removed, except ``\\n`` and ``\\t`` when
-    ``multiline``; when not ``multiline`` line breaks and tabs become spaces. A longer result is
-    cut at the tail and ends with ``TRUNCATION_MARKER`` (the whole result stays <= max_len).
-    """
-    return _fit_text(value, _as_len(max_len), multiline, strip=False)
-
-
-def _as_len(max_len: object) -> int | None:
-    """A usable length limit (a bad one must not crash the caller: it becomes 0)."""
-    if max_len is None or type(max_len) is int:
-        return max_len
-    try:
-        return max(0, int(max_len))
-    except Exception:
-        return 0
-
-
-def _line(value: object, max_len: int) -> str:
-    """A single-line, stripped, capped field value."""
-    if type(value) is str and len(value) <= max_len and not _DIRTY_SINGLE.search(value):
-        return value.strip()  # _fit_text's common case, without the call (the hottest path)
-    return _fit_text(value, max_len, multiline=False, strip=True)
-
-
-def clip_middle(text: str, max_len: int) -> str:
-    """Shorten ``text`` to ``max_len`` keeping its head and tail, the marker in the middle.
-
-    Does not clean (pass a cleaned string); a non-str is coerced first.
-    """
-    text = _to_str(text)
-    max_len = _as_len(max_len) or 0
-    if len(text) <= max_len:
-        return text
-    longest = len(_marker(len(text)))
-    if max_len < longest + 2:
-        return _truncate(text, max_len)
-    budget = max_len - longest
-    while budget + 1 + len(_marker(len(text) - budget - 1)) <= max_len:
-        budget += 1  # a shorter count left room for one more character
-    head = (budget + 1) // 2
-    tail = budget - head
-    return text[:head] + _marker(len(text) - budget) + text[len(text) - tail :]
-
-
-# --- lists -------------------------------------------------------------------------------------
-def _as_list(value: object) -> list:
-    """A list of items from whatever was given (a lone scalar is one item)."""
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return value
-    if isinstance(value, (tuple, set, frozenset)):
-        return list(value)
-    return [value]
-
-
-def _split_lines(value: object) -> list[str]:
-    text = _to_str(value)
-    if "\n" not in text and "\r" not in text:
-        return [text]
-    parts = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if len(parts) > 1 and parts[-1] == "":
-        parts.pop()  # "line\n" is one line, not two
-    return parts
-
-
-def fit_backtrace(lines: list[str]) -> list[str]:
-    """At most 1000 clean lines of at most 2000 chars each.
-
-    Items containing line breaks are split into lines first. A longer backtrace keeps its first
-    500 and last 499 lines around one marker line saying how many lines were omitted (the head
-    shows where it started, the tail where it failed).
-    """
-    flat: list[str] = []
-    for item in _as_list(lines):
-        flat.extend(_split_lines(item))
-    if len(flat) > MAX_BACKTRACE_LINES:
-        head = MAX_BACKTRACE_LINES // 2
-        tail = MAX_BACKTRACE_LINES - head - 1
-        omitted = len(flat) - head - tail
-        flat = flat[:head] + [f"…[{omitted} lines omitted]…"] + flat[len(flat) - tail :]
-    return [_fit_text(line, MAX_BACKTRACE_LINE, multiline=True, strip=False) for line in flat]
-
-
-def fit_failure(failure: list) -> list:
-    """At most 100 entries ``{"backtrace": [...]}``; an entry may be given as a dict with a
-    ``backtrace``, a list of lines or a string. Entries with no text are dropped; past 100, the
-    first 99 are kept and a last entry says how many were omitted."""
-    out = []
-    for item in _as_list(failure):
-        if isinstance(item, Mapping):
-            try:
-                item = item.get("backtrace")
-            except Exception:
-                item = None
-        backtrace = fit_backtrace(item)
-        if any(backtrace):
-            out.append({"backtrace": backtrace})
-    if len(out) > MAX_FAILURES:
-        extra = len(out) - (MAX_FAILURES - 1)
-        out = out[: MAX_FAILURES - 1] + [{"backtrace": [f"…+{extra} more failures omitted"]}]
-    return out
-
-
-def fit_tags(tags: list) -> list[str]:
-    """At most 50 clean single-line tags of <=100 chars; empty ones and duplicates dropped
-    (order kept); past 50, the first 49 and a note tag ``"…+N more tags"``."""
-    seen: set[str] = set()
-    out: list[str] = []
-    for tag in _as_list(tags):
-        text = _line(tag, MAX_TAG_LEN)
-        if text and text not in seen:
-            seen.add(text)
-            out.append(text)
-    if len(out) > MAX_TAGS:
-        extra = len(out) - (MAX_TAGS - 1)
-        out = out[: MAX_TAGS - 1] + [f"…+{extra} more tags"]
-    return out
-
-
-def fit_scopes(scopes: list, fallback: str) -> list[str]:
-    """1–20 clean single-line scopes of 1..100 chars, outermost first.
-
-    Empty ones are dropped (duplicates kept: a rule may share its feature's name). None left ->
-    ``[fallback]`` (or ``["(no scope)"]``). More than 20 -> the outermost 10, a marker
-    ``"…[N scopes omitted]"`` and the innermost 9: both ends of a hierarchy say the most.
-    """
-    out = [text for text in (_line(s, MAX_SCOPE_LEN) for s in _as_list(scopes)) if text]
-    if not out:
-        return [_line(fallback, MAX_SCOPE_LEN) or "(no scope)"]
-    if len(out) > MAX_SCOPES:
-        head, tail = 10, MAX_SCOPES - 11
-        omitted = len(out) - head - tail
-        out = out[:head] + [f"…[{omitted} scopes omitted]"] + out[len(out) - tail :]
-    return out
-
-
-def _items(mapping: object) -> list[tuple]:
-    """A mapping's items as a list, or [] for anything else (never raising)."""
-    if isinstance(mapping, Mapping):
-        try:
-            return list(mapping.items())
-        except Exception:
-            return []
-    return []
-
-
-def fit_custom_metadata(meta: dict) -> dict[str, list[str]]:
-    """``{key: [value, ...]}`` with <=25 keys, <=10 values per key, keys/values <=500 chars.
-
-    Keys are clean single-line strings, values clean (multi-line allowed) strings; a scalar
-    value becomes a one-item list. Empty keys/values are dropped, keys without values too; keys
-    equal after cleaning are merged. Past 10 values: the first 9 and ``"…+N more"``. Past 25
-    keys: the first 24 and a note key ``"…[truncated]"`` whose value says how many were omitted.
-    """
-    merged: dict[str, list[str]] = {}
-    for key, value in _items(meta):
-        name = _line(key, MAX_META_LEN)
-        if not name:
-            continue
-        values = [
-            text
-            for text in (
-                _fit_text(v, MAX_META_LEN, multiline=True, strip=True) for v in _as_list(value)
-            )
-            if text
-        ]
-        if values:
-            merged.setdefault(name, []).extend(values)
-    out: dict[str, list[str]] = {}
-    for name, values in merged.items():
-        if len(values) > MAX_META_VALUES:
-            extra = len(values) - (MAX_META_VALUES - 1)
-            values = values[: MAX_META_VALUES - 1] + [f"…+{extra} more"]
-        out[name] = values
-    if len(out) > MAX_META_KEYS:
-        kept = list(out.items())[: MAX_META_KEYS - 1]
-        extra = len(out) - len(kept)
-        out = dict(kept)
-        out.pop("…[truncated]", None)
-        out["…[truncated]"] = [f"+{extra} more keys omitted"]
-    return out
-
-
-def fit_environment(env: dict) -> dict:
-    """Only ``device``/``os``/``os_version``/``browser``/``browser_version``, clean single-line
-    and within their limits; unknown keys and empty values dropped."""
-    out = {}
-    for key, value in _items(env):
-        cap = ENVIRONMENT_LIMITS.get(key) if type(key) is str else None
-        if cap is not None:
-            text = _line(value, cap)
-            if text:
-                out[key] = text
-    return out
-
-
-# --- numbers -----------------------------------------------------------------------------------
 def _int_ms(value: object, minimum: int) -> int | None:
     """A duration as an int >= minimum, or None when it is not a finite number."""
-    if type(value) is int and minimum <= value <= _MAX_INT:
+    if type(value) is int and minimum <= value <= MAX_INT:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -386,21 +86,21 @@ def _int_ms(value: object, minimum: int) -> int | None:
         if not math.isfinite(value):
             return None
         value = round(value)
-    return min(max(int(value), minimum), _MAX_INT)
+    return min(max(int(value), minimum), MAX_INT)
 
 
 def _result(value: object) -> str:
     """``value`` if it is one of the API's results (any case), else ``"failed"``."""
     if type(value) is str and value in RESULTS:
         return value
-    text = _line(value, 20).lower()
+    text = fit_line(value, 20).lower()
     return text if text in RESULTS else "failed"
 
 
 # --- payloads ----------------------------------------------------------------------------------
 def _put_line(out: dict, key: str, max_len: int, placeholder: str | None = None) -> None:
     """Clean ``out[key]`` in place (single-line); empty -> placeholder, or dropped if optional."""
-    text = _line(out[key], max_len) if key in out else ""
+    text = fit_line(out[key], max_len) if key in out else ""
     if text:
         out[key] = text
     elif placeholder is not None:
@@ -428,14 +128,14 @@ _HOST_ENUMS = {
 
 def _fit_info(info: object, long_text: tuple[str, ...] = (), enums: dict | None = None) -> dict:
     out = {}
-    for key, value in _items(info):
-        name = _line(key, MAX_ID)
+    for key, value in items_of(info):
+        name = fit_line(key, MAX_ID)
         if not name or value is None:
             continue
         if name in long_text:
-            text = _fit_text(value, MAX_COMMIT_MESSAGE, multiline=True, strip=True)
+            text = fit_text(value, MAX_COMMIT_MESSAGE, multiline=True, strip=True)
         else:
-            text = _line(value, MAX_INFO_VALUE)
+            text = fit_line(value, MAX_INFO_VALUE)
         if enums and name in enums:
             text = enums[name].get(text.lower(), "")
         if text:
@@ -446,8 +146,8 @@ def _fit_info(info: object, long_text: tuple[str, ...] = (), enums: dict | None 
 def _fit_framework(framework: object) -> dict | None:
     if not isinstance(framework, Mapping):
         return None
-    name = _line(framework.get("name"), 100)
-    version = _line(framework.get("version"), 100)
+    name = fit_line(framework.get("name"), 100)
+    version = fit_line(framework.get("version"), 100)
     return {"name": name, "version": version} if name and version else None
 
 
@@ -457,18 +157,18 @@ def _fit_body(code_body: object) -> dict | None:
     out = dict(code_body)
     _put_line(out, "lang", 50)
     if "code" in out:
-        _put(out, "code", _fit_text(out["code"], MAX_CODE, multiline=True, strip=False))
+        _put(out, "code", fit_text(out["code"], MAX_CODE, multiline=True, strip=False))
     return out or None
 
 
 def _fit_steps(steps: object) -> list[dict]:
     out: list[dict] = []
     seen: set[str] = set()
-    for index, step in enumerate(_as_list(steps), 1):
+    for index, step in enumerate(as_list(steps), 1):
         if type(step) is not dict and not isinstance(step, Mapping):
             continue
         fitted = dict(step)
-        step_id = _line(fitted.get("id"), MAX_ID) or f"step-{index}"
+        step_id = fit_line(fitted.get("id"), MAX_ID) or f"step-{index}"
         if step_id in seen:
             base, n = step_id[: MAX_ID - 12], 2
             while f"{base}-{n}" in seen:
@@ -487,19 +187,19 @@ def _fit_steps(steps: object) -> list[dict]:
             if not (
                 type(text) is str
                 and 0 < len(text) <= MAX_STEP_TEXT
-                and not _DIRTY_MULTI.search(text)
+                and not DIRTY_MULTI.search(text)
             ):
-                _put(fitted, "text", _fit_text(text, MAX_STEP_TEXT, True, False))
+                _put(fitted, "text", fit_text(text, MAX_STEP_TEXT, True, False))
         if "failure" in fitted:
-            text = clip_middle(_fit_text(fitted["failure"], None, True, False), MAX_STEP_FAILURE)
+            text = clip_middle(fit_text(fitted["failure"], None, True, False), MAX_STEP_FAILURE)
             _put(fitted, "failure", text)
         if "result" in fitted:
             result = fitted["result"]
             if type(result) is not str or result not in RESULTS:
-                _put(fitted, "result", _result(result) if _line(result, 20) else "")
+                _put(fitted, "result", _result(result) if fit_line(result, 20) else "")
         if "duration" in fitted:
             duration = fitted["duration"]
-            if not (type(duration) is int and 0 <= duration <= _MAX_INT):  # else: as it is
+            if not (type(duration) is int and 0 <= duration <= MAX_INT):  # else: as it is
                 _put(fitted, "duration", _int_ms(duration, 0))
         out.append(fitted)
     return out
@@ -553,7 +253,7 @@ def _fit_finish(out: dict, hook: bool) -> None:
         if "meta" in out:
             _put(out, "meta", _fit_meta(out["meta"]))
         if "hooks" in out:
-            hooks = [h for h in (_line(x, MAX_ID) for x in _as_list(out["hooks"])) if h]
+            hooks = [h for h in (fit_line(x, MAX_ID) for x in as_list(out["hooks"])) if h]
             _put(out, "hooks", hooks)
 
 
@@ -629,7 +329,7 @@ def fit_log_entries(entries: list[dict]) -> list[dict]:
     more than 500 entries: send it through :func:`batch`.
     """
     out: list[dict] = []
-    for entry in _as_list(entries):
+    for entry in as_list(entries):
         if not isinstance(entry, Mapping):
             continue
         fitted = dict(entry)
@@ -653,5 +353,5 @@ def batch(entries: list, size: int = 500) -> list[list]:
     if isinstance(size, bool) or not isinstance(size, int):
         size = MAX_LOG_BATCH
     size = min(max(size, 1), MAX_LOG_BATCH)
-    items = _as_list(entries)
+    items = as_list(entries)
     return [items[i : i + size] for i in range(0, len(items), size)]

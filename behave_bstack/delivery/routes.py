@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlsplit
 
+from ..base.loopback import is_loopback
+
 # op -> (method, path template, name of the id field in a start's answer)
 ROUTES: dict[str, tuple[str, str, str | None]] = {
     "build_start": ("POST", "/ext/v1/builds/start", "build_hashed_id"),
@@ -25,11 +27,9 @@ def build_url(build_id: str, api_url: str | None = None) -> str:
     """The page of a build: BrowserStack's, or, when the API URL is a loopback address
     (the local server, `behave-bstack serve`), that server's own page of the build."""
     if api_url:
-        from ..settings.config import _is_loopback  # the rule that lets http:// through
-
         try:
             parts = urlsplit(api_url)
-            local = parts.scheme in ("http", "https") and _is_loopback(parts.hostname or "")
+            local = parts.scheme in ("http", "https") and is_loopback(parts.hostname)
         except ValueError:  # a malformed port, say: not the local server's address
             local = False
         if local:  # scheme://host:port/prefix, never a user:key@ written into the URL

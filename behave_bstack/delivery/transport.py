@@ -21,23 +21,7 @@ import threading
 import time
 import urllib.parse
 
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
-
-
-def is_loopback(host: str | None) -> bool:
-    """A loopback name or address, by the rule config.py applies to http:// URLs (a name
-    like 127.example.com is not one)."""
-    if not host:
-        return False
-    host = host.strip("[]").lower().rstrip(".")
-    if host in LOOPBACK_HOSTS or host.endswith(".localhost"):
-        return True
-    import ipaddress  # only here: the uploader's start-up does without it
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from ..base.loopback import is_loopback
 
 
 def _make_body_encoder():

@@ -97,7 +97,7 @@ def follow(run_dir: Path, options: dict, control=None) -> dict:
         delivery.run_until(float("inf"), follow=True, alive=parent_alive)
         if not delivery.stopping.is_set() and not delivery.ended and not parent_alive():
             delivery.load_new()
-            if not delivery.ended:
+            if not delivery.journal_ended():
                 delivery.close_interrupted(INTERRUPTED)
             orphan_time = float(options.get("orphan_timeout", 60))
             delivery.run_until(time.monotonic() + orphan_time)
@@ -144,8 +144,8 @@ def deliver_journal(run_dir: Path, options: dict, timeout: float, max_attempts: 
         max_attempts=max_attempts,
     )
     try:
-        delivery.load_new()
-        if not delivery.ended:
+        delivery.load_new()  # the first WINDOW events; the rest as they are sent
+        if not delivery.journal_ended():
             if writer_alive(delivery.meta):
                 report = delivery.report()
                 report["stopped"] = "the behave run that writes this journal is still going"

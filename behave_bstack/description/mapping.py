@@ -25,7 +25,7 @@ import enum
 import os
 import traceback
 
-from ..journal.drafts import render_code
+METADATA_TAG = "bstack."  # @bstack.owner=alice -> custom_metadata {"owner": ["alice"]}
 
 TEST_RESULTS = {
     "passed": "passed",
@@ -312,6 +312,18 @@ class GherkinSource:
     def code(self, scenario) -> str:
         sources = {key: lines for key, lines, _ in self._files.values()}
         return render_code(self.code_parts(scenario, rule_of(scenario)), sources)
+
+
+def render_code(parts: list, sources: dict[str, list[str]]) -> str:
+    """The scenario's Gherkin from its pieces; lines of an unknown source read as empty."""
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif isinstance(part, list) and len(part) == 3:
+            lines = sources.get(part[0]) or []
+            out.append("\n".join(lines[part[1] : part[2]]))
+    return "\n".join(out)
 
 
 def gherkin_code(scenario) -> str:

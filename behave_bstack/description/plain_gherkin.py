@@ -8,7 +8,7 @@ shape: one English Feature with tags and a free-text description, an optional Ba
 and Scenarios of Given/When/Then/And/But/* steps with data tables or doc strings, comments
 and blank lines anywhere.  For anything else (Rules, outlines, descriptions under a
 scenario, another language, a doc string's content type, or a line behave would warn about
-or reject) it returns None, and catalog.py uses behave's parser.  What it builds quacks like behave's model as far as payloads.py and
+or reject) it returns None, and catalog.py uses behave's parser.  What it builds quacks like behave's model as far as scenarios.py and
 mapping.py look; test_plain_gherkin.py checks that every description it gives equals
 behave's, under behave 1.2.6 and 1.3.
 """

@@ -6,15 +6,15 @@ records what it accepted, and can misbehave on demand (``srv.faults``). Run it a
 process with ``python -m behave_bstack.emulator``.
 """
 
-from .server import (
+from .faults import Faults
+from .server import TraServer
+from .state import (
     BuildRecord,
     CallRecord,
     EmulatorState,
-    Faults,
     HookRunRecord,
     LogRecord,
     TestRunRecord,
-    TraServer,
 )
 from .validation import OPS, validate
 

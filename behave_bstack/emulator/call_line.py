@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .server import CallRecord, EmulatorState
+from .state import CallRecord, EmulatorState
 
 _MAX_DETAIL = 160
 

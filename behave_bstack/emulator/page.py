@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from .server import BuildRecord, CallRecord, EmulatorState, HookRunRecord, LogRecord, TestRunRecord
+from .state import BuildRecord, CallRecord, EmulatorState, HookRunRecord, LogRecord, TestRunRecord
 
 __all__ = ["CONTENT_TYPE", "HEADERS", "render"]
 

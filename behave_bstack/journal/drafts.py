@@ -31,6 +31,8 @@ Events in the full form pass through unchanged.
 
 from __future__ import annotations
 
+from ..description.mapping import render_code
+
 SOURCE = "source"
 
 # The two drafts behave's thread writes for almost every scenario, formatted directly
@@ -67,18 +69,6 @@ def passed_finish_line(
     return (_PASSED_FINISH % (seq, ref, finished_at, duration, links)).encode("ascii")
 
 
-def render_code(parts: list, sources: dict[str, list[str]]) -> str:
-    """The scenario's Gherkin from its pieces; lines of an unknown source read as empty."""
-    out = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append(part)
-        elif isinstance(part, list) and len(part) == 3:
-            lines = sources.get(part[0]) or []
-            out.append("\n".join(lines[part[1] : part[2]]))
-    return "\n".join(out)
-
-
 def expand_steps(results: list, templates: list) -> list[dict]:
     steps = []
     for index, result in enumerate(results):
@@ -104,9 +94,23 @@ class Expander:
         self.open_tests: dict[str, tuple] = {}
         self.progress: dict[str, dict[int, list]] = {}  # ref -> its steps finished so far
 
+    def copy(self) -> Expander:
+        """An expander that goes on from this one's state without changing it (sources and
+        catalogs are only replaced, never changed: they are shared)."""
+        other = Expander()
+        other.sources, other.catalogs = self.sources, self.catalogs
+        other.open_tests = dict(self.open_tests)
+        other.progress = {ref: dict(done) for ref, done in self.progress.items()}
+        return other
+
     def expand(self, record: dict) -> dict | None:
         """The full event, or None for a record only readers need (a source)."""
         op = record.get("op")
+        if op == "end":
+            # Nothing more refers to a source: its lines and parsed feature can go.
+            self._release()
+            self.sources = {}
+            return record
         if op == SOURCE:
             body = record.get("body") or {}
             # The writer refers to the latest source only (GherkinSource keeps one file).
@@ -114,6 +118,7 @@ class Expander:
             from .catalog import FeatureCatalog
 
             self.sources = {str(record.get("ref")): list(body.get("lines") or [])}
+            self._release()
             self.catalogs = {str(record.get("ref")): FeatureCatalog(body)}  # parses when asked
             return None
         if op == "step":
@@ -149,6 +154,11 @@ class Expander:
             self.open_tests.pop(record.get("ref"), None)
             self.progress.pop(record.get("ref"), None)
         return record
+
+    def _release(self) -> None:
+        for catalog in self.catalogs.values():
+            catalog.release()
+        self.catalogs = {}
 
     def interrupted(self, ref: str) -> tuple[list[dict], int | None]:
         """For a test that was never finished: meta.steps with every step it journaled

@@ -17,6 +17,7 @@ skip until it is complete.
 
 from __future__ import annotations
 
+import copy
 import json
 import mmap
 import os
@@ -36,6 +37,7 @@ ATTACHMENTS = "attachments"
 LOCK = "upload.lock"
 WINDOW = 1 << 20  # bytes of the events file the writer maps at a time
 READ_CHUNK = 1 << 16
+READ_LIMIT = 1 << 18  # bytes read at a time where a file is read in pieces
 
 
 def new_run_id() -> str:
@@ -224,20 +226,34 @@ class JournalWriter:
 
 
 class LineReader:
-    """Reads the complete lines a file has gained since the last call."""
+    """Reads the complete lines a file has gained since the last call; with a limit, at
+    most that many bytes of it per call (so that a long journal is read in bounded pieces:
+    `at_end` tells whether the last call reached what the file holds)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._offset = 0
         self._partial = b""
         self.last_seq = 0  # of every record read, those only readers need included
+        self.at_end = False  # the last call read up to the end of the file's records
 
-    def read_new(self) -> list[dict]:
+    def fork(self) -> LineReader:
+        """A reader that goes on from where this one is, independently of it."""
+        return copy.copy(self)
+
+    def raw_fork(self) -> LineReader:
+        """A plain LineReader (records as journaled) that goes on from where this one is."""
+        other = LineReader(self.path)
+        other._offset, other._partial, other.last_seq = self._offset, self._partial, self.last_seq
+        return other
+
+    def read_new(self, limit: int | None = None) -> list[dict]:
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self._offset)
-                chunk = _read_records(handle)
+                chunk, self.at_end = _read_records(handle, limit)
         except FileNotFoundError:
+            self.at_end = True
             return []
         if not chunk:
             return []
@@ -287,24 +303,38 @@ def _passed_step(line: bytes) -> dict | None:
         return None
 
 
-def _read_records(handle) -> bytes:
-    """The bytes from here up to the file's end or its first zero byte: the writer's
-    window not yet written (JournalWriter), or a record still being copied in."""
+def _read_records(handle, limit: int | None = None) -> tuple[bytes, bool]:
+    """The bytes from here up to the file's end or its first zero byte (the writer's window
+    not yet written, JournalWriter, or a record still being copied in), or `limit` bytes if
+    that comes first; and whether that end was reached."""
     parts = []
-    while True:
-        piece = handle.read(READ_CHUNK)
+    left = limit
+    while left is None or left > 0:
+        piece = handle.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
         if not piece:
-            break
+            return b"".join(parts), True
         cut = piece.find(b"\0")
         if cut >= 0:
             parts.append(piece[:cut])
-            break
+            return b"".join(parts), True
         parts.append(piece)
-    return b"".join(parts)
+        if left is not None:
+            left -= len(piece)
+    return b"".join(parts), False
 
 
 def read_all(path: Path) -> list[dict]:
     return LineReader(path).read_new()
+
+
+def iter_records(path: Path, reader: LineReader | None = None) -> Iterator[dict]:
+    """Every record of a file, read in bounded pieces (READ_LIMIT bytes at a time): a long
+    journal is never held whole."""
+    reader = LineReader(path) if reader is None else reader
+    while True:
+        yield from reader.read_new(READ_LIMIT)
+        if reader.at_end:
+            return
 
 
 class EventReader(LineReader):
@@ -314,9 +344,14 @@ class EventReader(LineReader):
         super().__init__(path)
         self._expander = Expander()
 
-    def read_new(self) -> list[dict]:
+    def fork(self) -> EventReader:
+        other = super().fork()
+        other._expander = self._expander.copy()
+        return other
+
+    def read_new(self, limit: int | None = None) -> list[dict]:
         expand = self._expander.expand
-        return [event for event in map(expand, super().read_new()) if event is not None]
+        return [event for event in map(expand, super().read_new(limit)) if event is not None]
 
     def interrupted_steps(self, ref: str) -> tuple[list[dict], int | None]:
         """meta.steps of a test never finished, from the steps it journaled as finished."""
@@ -325,6 +360,35 @@ class EventReader(LineReader):
 
 def read_events(path: Path) -> list[dict]:
     return EventReader(path).read_new()
+
+
+def iter_events(path: Path) -> Iterator[dict]:
+    """read_events(), in bounded pieces (iter_records)."""
+    return iter_records(path, EventReader(path))
+
+
+def ends_with_end(path: Path) -> bool:
+    """Does the file's last record say the run ended?  The writer's "end" is its last
+    record (Outbox.close, and Delivery closing an interrupted run): this tells a journal
+    that ended from one that did not without reading it all."""
+    try:
+        fd = os.open(path, os.O_RDONLY | portable.O_BINARY)
+    except OSError:
+        return False
+    try:
+        end = _data_end(fd, os.fstat(fd).st_size)  # before a killed writer's zero bytes
+        tail = portable.pread(fd, min(end, READ_CHUNK), end - min(end, READ_CHUNK))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    cut = tail.find(b"\0")
+    lines = (tail if cut < 0 else tail[:cut]).rstrip().rsplit(b"\n", 1)
+    try:
+        record = json.loads(lines[-1].decode("utf-8", "surrogatepass"))
+    except ValueError:
+        return False
+    return isinstance(record, dict) and record.get("op") == "end"
 
 
 class AckLog:

@@ -29,6 +29,7 @@ import logging
 import sys
 import threading
 
+from ..description.mapping import METADATA_TAG
 from ..journal import entries
 from ..journal.entries import MESSAGE_PART, log_entries  # noqa: F401 - used by the tracker
 
@@ -260,9 +261,6 @@ def behave_captured(scenario, runner) -> list[tuple[str, str, str]]:
         if text and text.strip():
             found.append(("scenario", level, text.rstrip("\n")))
     return found
-
-
-METADATA_TAG = "bstack."  # @bstack.owner=alice -> custom_metadata {"owner": ["alice"]}
 
 
 def metadata_from_tags(tags) -> list[tuple[str, str]]:

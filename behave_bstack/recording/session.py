@@ -8,9 +8,9 @@ import socket
 import sys
 from pathlib import Path
 
-from .. import __version__
 from ..base import private_dirs
 from ..base.clock import Clock
+from ..base.version import __version__
 from ..journal import coordination
 from ..journal import store as journal
 from ..origin import ci, vcs
