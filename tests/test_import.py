@@ -254,6 +254,26 @@ def test_a_malformed_line_is_named_and_skipped(tmp_path: Path, tra_server):
     assert len(helpers.reported_tests(tra_server)) == 1
 
 
+def test_a_stream_cut_inside_a_test_case_reports_it_failed_with_what_it_did(
+    tmp_path: Path, tra_server
+):
+    """The runner was killed: its report ends after the test case's step finished, before
+    the test case did.  The test run is failed (never lost, never passed), with its step."""
+    sample = Path(CCK.__file__).parent / "features" / "minimal" / "minimal.ndjson"
+    lines = sample.read_text(encoding="utf-8").splitlines()
+    kinds = [next(iter(json.loads(line))) for line in lines]
+    cut = tmp_path / "cut.ndjson"
+    cut.write_text("\n".join(lines[: kinds.index("testCaseFinished")]) + "\n", encoding="utf-8")
+    env = helpers.server_env(tra_server, tmp_path / "journal")
+    code, _, err = run_cli(["import", str(cut)], tmp_path, env)
+    assert code == 0, err
+    assert not helpers.refused_calls(tra_server)
+    (run,) = helpers.reported_tests(tra_server)
+    assert run.finish["result"] == "failed"
+    assert [s["result"] for s in run.finish["meta"]["steps"]] == ["passed"]
+    assert "the report ends before this test case finished" in json.dumps(run.finish["failure"])
+
+
 # -- Cucumber JSON ----------------------------------------------------------------------------
 
 PYTEST_BDD_FEATURE = """\
