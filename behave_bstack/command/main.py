@@ -31,6 +31,7 @@ from typing import TextIO
 
 from ..base.version import __version__
 from ..settings.config import load_settings
+from . import import_report
 from .builds import cmd_build_finish, cmd_build_start
 from .clean import cmd_clean
 from .common import EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, CliError, Console, Context
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--key", default="bs_key", help="access key it accepts (bs_key)")
     serve.add_argument("--quiet", action="store_true", help="no line per received call")
     serve.set_defaults(func=cmd_serve)
+    import_report.register(command)
     return parser
 
 

@@ -144,10 +144,12 @@ class JournalWriter:
     each record is one os.write(), as before; and so on Windows, whose mmap module has no
     MAP_SHARED (the mapping path is unverified there: this project has no Windows machine)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, name: str = EVENTS) -> None:
+        """`name`: another file than events.jsonl for a journal written whole before it
+        is renamed into place (`behave-bstack import`), so no reader sees it half done."""
         self.directory = Path(directory)
         make_private_dir(self.directory)
-        self._fd = open_private(self.directory / EVENTS, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        self._fd = open_private(self.directory / name, os.O_RDWR | os.O_CREAT | os.O_EXCL)
         self._seq = 0
         self._pos = 0  # bytes of records in the file
         self._map = None  # the current window, or None (mapping failed: plain writes)

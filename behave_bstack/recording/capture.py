@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import sys
 import threading
 
-from ..base.private_dirs import NOFOLLOW
 from ..description.mapping import METADATA_TAG
+from ..journal import entries
+from ..journal.entries import MESSAGE_PART, log_entries  # noqa: F401 - used by the tracker
 
 OWN_LOGGER = "behave_bstack"
-MESSAGE_PART = 9000  # below the API's 10,000 so that cleaning never needs to split again
 MAX_CHARS_PER_RUN = 5_000_000
 LEVELS = {"CRITICAL": "ERROR", "FATAL": "ERROR", "WARNING": "WARN"}
 
@@ -87,19 +86,6 @@ class Sink:
             entries.append((entries[-1][0] if entries else 0, "WARN", note))
         self.entries, self.chars, self.dropped = [], 0, 0
         return entries
-
-
-def log_entries(kind: str, link: dict, entries: list[tuple[int, str, str]]) -> list[dict]:
-    """API log entries (drafts) for a run; long messages split into numbered parts."""
-    out = []
-    for epoch_ms, level, message in entries:
-        parts = [message[i : i + MESSAGE_PART] for i in range(0, len(message), MESSAGE_PART)]
-        for index, part in enumerate(parts):
-            text = part if len(parts) == 1 else f"[part {index + 1}/{len(parts)}] {part}"
-            out.append(
-                {"kind": kind, **link, "timestamp": epoch_ms, "level": level, "message": text}
-            )
-    return out
 
 
 class _Tee:
@@ -287,36 +273,7 @@ def metadata_from_tags(tags) -> list[tuple[str, str]]:
     return pairs
 
 
-INLINE_LIMIT = 9000  # characters of an attachment's content that travel in `message`
-
-
 def attachment_entry(outbox, number: int, data: bytes, name, mime_type: str, epoch_ms: int) -> dict:
-    """A TEST_SCREENSHOT / TEST_ATTACHMENT log entry; the bytes stay in the journal."""
-    import base64
-    import re
-
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name or "attachment")[:80] or "attachment"
-    path = outbox.writer.attachment_path(f"{number:05d}-{safe}")
-    binary = getattr(os, "O_BINARY", 0)  # Windows: else "\n" is written as "\r\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW | binary, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    is_image = mime_type.startswith("image/")
-    if mime_type.startswith("text/") or mime_type in ("application/json", "application/xml"):
-        content = data.decode("utf-8", "replace")
-    else:
-        content = f"data:{mime_type};base64," + base64.b64encode(data).decode("ascii")
-    if len(content) > INLINE_LIMIT:
-        content = (
-            f"{name or safe} ({len(data)} bytes, {mime_type}) is too large to travel inline; "
-            f"kept at {path}"
-        )
-    return {
-        "kind": "TEST_SCREENSHOT" if is_image else "TEST_ATTACHMENT",
-        "timestamp": epoch_ms,
-        "level": "INFO",
-        "message": content,
-        "file_name": name or safe,
-        "file_size": len(data),
-        "attachment_type": "SCREENSHOT" if is_image else "MANUAL_UPLOAD",
-    }
+    """A TEST_SCREENSHOT / TEST_ATTACHMENT log entry; the bytes stay in the journal
+    (journal/entries.py, shared with `behave-bstack import`)."""
+    return entries.attachment_entry(outbox.writer, number, data, name, mime_type, epoch_ms)

@@ -13,7 +13,8 @@ from ..base.clock import Clock
 from ..base.version import __version__
 from ..journal import coordination
 from ..journal import store as journal
-from ..origin import ci, host, vcs
+from ..origin import ci, vcs
+from ..origin.build import build_start_body
 from ..settings.config import Settings, load_settings
 from . import api
 from .capture import OutputCapture
@@ -183,25 +184,14 @@ class ReportingSession:
             self.outbox.emit("build_start", self.build_start_body(repo_root), "build")
 
     def build_start_body(self, repo_root: str | None) -> dict:
-        settings, environ = self.settings, os.environ
-        body = {
-            "name": settings.build_name,
-            "project_name": settings.project_name,
-            "started_at": self.clock.epoch_ms(self.started_ns),
-            "framework": {"name": "behave", "version": host.behave_version()},
-            "host_info": host.host_info(),
-        }
-        if settings.build_tags:
-            body["tags"] = list(settings.build_tags)
-        if self.run_identifier:
-            body["build_run_identifier"] = self.run_identifier
-        ci_info = ci.detect_ci(environ)
-        if ci_info:
-            body["ci_info"] = ci_info
-        git = vcs.git_info(repo_root or self.cwd) if repo_root else None
-        if git:
-            body["version_control"] = git
-        return body
+        return build_start_body(
+            self.settings,
+            os.environ,
+            self.cwd,
+            repo_root,
+            self.clock.epoch_ms(self.started_ns),
+            self.run_identifier,
+        )
 
     def _finish_build(self) -> None:
         """Finish the build, unless another process of the same build run is still going."""
