@@ -207,7 +207,7 @@ def _journal(ctx, reports, run_dir: Path, run_identifier, spooled) -> dict:
     try:
         for name, path, fmt in reports:
             anchor = int(time.time() * 1000) if path in spooled else file_time_ms(path)
-            context = ImportContext(sink, paths, _warner(ctx, name, PROG), anchor)
+            context = ImportContext(sink, paths, _lines_about(ctx, name), anchor)
             try:
                 read_report(path, fmt, context)
             except ReportError as exc:
@@ -228,11 +228,13 @@ def _journal(ctx, reports, run_dir: Path, run_identifier, spooled) -> dict:
     return sink.counts
 
 
-def _warner(ctx, name: str, prog: str):
-    def warn(line: str) -> None:
-        ctx.err(f"{prog}: {name}: {line}")
+def _lines_about(ctx, name: str):
+    """The importer's lines about one report, printed with the prefix and the file's name."""
 
-    return warn
+    def about_report(line: str) -> None:
+        ctx.err(f"{PROG}: {name}: {line}")
+
+    return about_report
 
 
 def _format_of(name: str, path: str, given: str | None, CliError) -> str:

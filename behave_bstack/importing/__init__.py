@@ -9,24 +9,11 @@ command (command/import_report.py) chooses the journal, and delivers it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 
+from .context import ImportContext, ReportError, json_features  # noqa: F401 - the package's API
 from .model import Paths, ReportWriter
 
 FORMATS = ("messages", "cucumber-json", "behave-json")
-
-
-class ReportError(ValueError):
-    """The file is not a report this command reads (one line for the user)."""
-
-
-@dataclass
-class ImportContext:
-    sink: ReportWriter
-    paths: Paths
-    warn: Callable[[str], None]
-    anchor_ms: int  # when the report was written (its file's time), for timelines
 
 
 def detect_format(path: str) -> str:
@@ -83,19 +70,6 @@ def file_time_ms(path: str) -> int:
         import time
 
         return time.time_ns() // 1_000_000
-
-
-def json_features(path: str):
-    """The features of a JSON report, one at a time; a ReportError where it is broken."""
-    from .jsonstream import NotAnArray, array_items
-
-    with open(path, encoding="utf-8-sig") as handle:
-        try:
-            yield from array_items(handle)
-        except NotAnArray as exc:
-            raise ReportError(f"not valid JSON: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise ReportError(f"not UTF-8 text: {exc}") from None
 
 
 __all__ = ["FORMATS", "ImportContext", "Paths", "ReportError", "ReportWriter", "detect_format"]

@@ -27,7 +27,7 @@ import re
 from types import SimpleNamespace
 
 from ..description import mapping
-from . import ImportContext, json_features
+from .context import ImportContext, json_features
 from .model import Log, Step, Test, unique_name
 
 MS = 1000
@@ -41,7 +41,7 @@ def read(path: str, context: ImportContext) -> None:
     context.sink.begin(clock[0], {"name": "behave", "version": host.behave_version()})
     for feature in json_features(path):
         if not isinstance(feature, dict):
-            context.warn("an element of the report is not a feature; skipped")
+            context.about_report("an element of the report is not a feature; skipped")
             continue
         _feature(feature, context, clock)
     context.sink.ended(clock[0])

@@ -26,7 +26,7 @@ from datetime import datetime
 from types import SimpleNamespace
 
 from ..description import mapping
-from . import ImportContext, json_features
+from .context import ImportContext, json_features
 from .model import STATUS_RESULTS, Hook, Log, Step, Test, cucumber_test_result, unique_name
 
 NS_PER_MS = 1_000_000
@@ -40,7 +40,7 @@ def read(path: str, context: ImportContext) -> None:
         if isinstance(feature, dict):
             _feature(feature, context, clock)
         else:
-            context.warn("an element of the report is not a feature; skipped")
+            context.about_report("an element of the report is not a feature; skipped")
     context.sink.ended(clock[0])
 
 

@@ -30,7 +30,7 @@ import json
 from types import SimpleNamespace
 
 from ..description import mapping
-from . import ImportContext, ReportError
+from .context import ImportContext, ReportError
 from .gherkin_doc import Documents
 from .model import STATUS_RESULTS, Hook, Log, Step, Test, cucumber_test_result, unique_name
 from .spill import Spill
@@ -132,12 +132,14 @@ class _Reader:
         self.bad += 1
         if self.bad <= MAX_WARNINGS:
             why = str(exc).split("\n")[0][:200] or type(exc).__name__
-            self.context.warn(f"line {number}: not a Cucumber message ({why}); skipped")
+            self.context.about_report(f"line {number}: not a Cucumber message ({why}); skipped")
 
     def close(self) -> None:
         try:
             if self.bad > MAX_WARNINGS:
-                self.context.warn(f"{self.bad} lines in all were not Cucumber messages; skipped")
+                self.context.about_report(
+                    f"{self.bad} lines in all were not Cucumber messages; skipped"
+                )
             if not self.messages:
                 raise ReportError("no Cucumber message in it: not a Cucumber Messages report")
             for started_id in list(self.running):
@@ -164,7 +166,7 @@ class _Reader:
         where = error.source.uri if error.source is not None else "?"
         if error.source is not None and error.source.location is not None:
             where += f":{error.source.location.line}"
-        self.context.warn(f"the runner could not parse {where}: {error.message}")
+        self.context.about_report(f"the runner could not parse {where}: {error.message}")
 
     def on_hook(self, hook) -> None:
         self.hooks[hook.id] = hook
@@ -224,7 +226,7 @@ class _Reader:
         problem = finished.exception.message if finished.exception is not None else None
         problem = problem or (finished.message if finished.success is False else None)
         if problem:
-            self.context.warn(f"the run ended with an error: {problem.splitlines()[0]}")
+            self.context.about_report(f"the run ended with an error: {problem.splitlines()[0]}")
 
     def on_testCaseStarted(self, started) -> None:  # noqa: N802
         self.running[started.id] = _Running(
@@ -291,7 +293,9 @@ class _Reader:
             return
         case = self.spill.get("c" + run.case_id)
         if case is None:
-            self.context.warn(f"test case {run.case_id} is not described in the report; skipped")
+            self.context.about_report(
+                f"test case {run.case_id} is not described in the report; skipped"
+            )
             return
         pickle = self.spill.get("p" + case["pickle"]) or _unknown_pickle(case["pickle"])
         end = (
