@@ -11,6 +11,7 @@ import http.client
 import io
 import json
 import threading
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -120,6 +121,11 @@ def test_a_line_per_call_from_the_reactor_and_from_handler_threads(srv, http_):
     other = Http(srv)
     other.call("POST", f"/ext/v1/builds/{build}/logs", {"logs": []}, close=True)
     other.close()
+    # The handler thread may write its line just after its answer went out: wait for it,
+    # so that the lines come in the order of the calls.
+    deadline = time.monotonic() + 5
+    while len(lines.lines) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
     srv.faults.fail(503, count=1, op="build_finish")
     http_.call("PUT", f"/ext/v1/builds/{build}/finish", {"finished_at": T0})
     srv.faults.drop(count=1, mode="close", op="build_finish")
