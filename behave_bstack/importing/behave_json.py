@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 from ..description import mapping
 from .context import ImportContext, json_features
-from .model import Log, Step, Test, unique_name
+from .model import Log, Step, Test, code_from_steps, unique_name
 
 MS = 1000
 
@@ -107,7 +107,9 @@ def _feature(feature: dict, context: ImportContext, clock: list) -> None:
             started_at=started,
             finished_at=finished,
             steps=[s for s, _ in steps],
-            code=_code(element, [s for s, _ in steps]),
+            code=code_from_steps(
+                element, [str(t) for t in element.get("tags") or ()], [s for s, _ in steps]
+            ),
             vc_filepath=vc_path,
             # behave's JSON sometimes leaves a scenario's status out (it writes it on the
             # Background element that follows): the steps say it then.
@@ -172,19 +174,6 @@ def _embedding(embedding, stamp: int) -> Log | None:
         return None
     mime = str(embedding.get("mime_type") or "application/octet-stream")
     return Log(stamp, data=data, name=embedding.get("name"), mime_type=mime)
-
-
-def _code(element: dict, steps: list[Step]) -> str:
-    lines = []
-    tags = element.get("tags") or ()
-    if tags:
-        lines.append(" ".join("@" + str(t) for t in tags))
-    lines.append(f"{element.get('keyword') or 'Scenario'}: {element.get('name') or ''}")
-    for step in steps:
-        first, *rest = step.text.split("\n")
-        lines.append(f"  {step.keyword} {first}")
-        lines.extend("  " + line for line in rest)
-    return "\n".join(lines)
 
 
 _LANGUAGE = re.compile(r"^\s*#\s*language\s*:\s*([\w-]+)", re.IGNORECASE)

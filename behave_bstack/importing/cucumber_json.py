@@ -27,7 +27,16 @@ from types import SimpleNamespace
 
 from ..description import mapping
 from .context import ImportContext, json_features
-from .model import STATUS_RESULTS, Hook, Log, Step, Test, cucumber_test_result, unique_name
+from .model import (
+    STATUS_RESULTS,
+    Hook,
+    Log,
+    Step,
+    Test,
+    code_from_steps,
+    cucumber_test_result,
+    unique_name,
+)
 
 NS_PER_MS = 1_000_000
 
@@ -113,7 +122,7 @@ def _feature(feature: dict, context: ImportContext, clock: list) -> None:
         test.finished_at = max(clock[0], started + 1)
         clock[0] = test.finished_at
         test.result = cucumber_test_result([s for s in statuses if s])
-        test.code = _code(element, test.steps)
+        test.code = code_from_steps(element, _tags(element.get("tags")), test.steps)
         context.sink.test(test)
 
 
@@ -208,16 +217,3 @@ def _logs(item: dict, stamp: int) -> list[Log]:
             Log(stamp, data=data, name=embedding.get("name"), mime_type=mime or "text/plain")
         )
     return logs
-
-
-def _code(element: dict, steps: list[Step]) -> str:
-    lines = []
-    tags = _tags(element.get("tags"))
-    if tags:
-        lines.append(" ".join("@" + t for t in tags))
-    lines.append(f"{element.get('keyword') or 'Scenario'}: {element.get('name') or ''}")
-    for step in steps:
-        first, *rest = step.text.split("\n")
-        lines.append(f"  {step.keyword} {first}")
-        lines.extend("  " + line for line in rest)
-    return "\n".join(lines)

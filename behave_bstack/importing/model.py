@@ -146,6 +146,20 @@ class Paths:
         return mapping.relative_path(path, self.cwd, self.root), vc_path
 
 
+def code_from_steps(element: dict, tags: list[str], steps: list[Step]) -> str:
+    """A test's Gherkin rebuilt from what a JSON report keeps of it (its source is not in
+    the report): tags, keyword and name, then each step with its table or doc string."""
+    lines = []
+    if tags:
+        lines.append(" ".join("@" + tag for tag in tags))
+    lines.append(f"{element.get('keyword') or 'Scenario'}: {element.get('name') or ''}")
+    for step in steps:
+        first, *rest = step.text.split("\n")
+        lines.append(f"  {step.keyword} {first}")
+        lines.extend("  " + line for line in rest)
+    return "\n".join(lines)
+
+
 def unique_name(base: str, taken: set[str]) -> str:
     """A test name unique in its file: repeats get " #2", " #3" (as a live run's)."""
     name, count = base, 1
