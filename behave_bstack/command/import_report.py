@@ -22,13 +22,11 @@ import glob
 import hashlib
 import os
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from ..base.version import __version__
 from ..delivery.uploader import deliver_journal
 from ..importing import (
     FORMATS,
@@ -42,7 +40,7 @@ from ..importing import (
 )
 from ..journal import store as journal
 from ..origin import ci, vcs
-from ..origin.build import build_start_body
+from ..origin.build import build_start_body, journal_meta
 from ..recording.summary import summary_lines
 from .common import EXIT_CREDENTIALS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, CliError
 from .journal_view import plural, read_state
@@ -181,18 +179,10 @@ def _journal(ctx, reports, run_dir: Path, run_identifier, spooled) -> dict:
         partial.unlink()  # an import killed while journaling (we hold the lock)
     repo_root = vcs.repo_root(ctx.cwd)
     owns_build = not settings.build_hashed_id
-    meta = {
-        "version": __version__,
-        "api_url": settings.api_url,
-        "project_name": settings.project_name,
-        "build_name": settings.build_name,
-        "hostname": socket.gethostname(),
-        "pid": os.getpid(),
-        "cwd": ctx.cwd,
-        "owns_build": owns_build,
-        "build_hashed_id": settings.build_hashed_id,
-        "coordination": None,
-        "import": {"files": [name for name, _, _ in reports], "formats": [f for *_, f in reports]},
+    meta = journal_meta(settings, ctx.cwd, owns_build, coordination=None)
+    meta["import"] = {
+        "files": [name for name, _, _ in reports],
+        "formats": [f for *_, f in reports],
     }
 
     def build_body(started_at: int, framework: dict | None):

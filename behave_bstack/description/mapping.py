@@ -77,6 +77,18 @@ test_result_of = _kept_by_identity(test_result)
 # -- identity -------------------------------------------------------------------
 
 
+def repo_path(absolute: str, repo_root: str | None) -> str | None:
+    """An absolute path relative to the repository's root, with POSIX separators; None
+    outside the repository (or without one)."""
+    if not repo_root:
+        return None
+    try:
+        below = os.path.relpath(absolute, repo_root)
+    except ValueError:  # Windows: another drive than the repository's
+        return None
+    return None if below.startswith("..") else below.replace(os.sep, "/")
+
+
 def relative_path(path: str, cwd: str, root: str | None = None) -> str:
     """A path (relative ones are relative to cwd) relative to root (default: cwd) when it
     lies below it, with POSIX separators; else absolute."""

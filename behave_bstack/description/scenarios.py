@@ -136,14 +136,7 @@ class TestDescriber:
             prefix = self._cwd_in_repo
             vc_path = None if prefix is None else prefix + below_cwd
             return self._cwd_in_root + below_cwd, vc_path
-        vc_path = None
-        if self.repo_root:
-            absolute = os.path.abspath(os.path.join(self.cwd, raw))
-            try:
-                vc_path = os.path.relpath(absolute, self.repo_root)
-            except ValueError:  # Windows: another drive than the repository's
-                vc_path = ".."
-            vc_path = None if vc_path.startswith("..") else vc_path.replace(os.sep, "/")
+        vc_path = mapping.repo_path(os.path.abspath(os.path.join(self.cwd, raw)), self.repo_root)
         return mapping.relative_path(raw, self.cwd, self.root), vc_path
 
     def file_name_of(self, node) -> str:

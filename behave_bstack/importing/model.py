@@ -136,13 +136,7 @@ class Paths:
         elif path.startswith("classpath:"):
             return path[len("classpath:") :], None  # a JVM resource: no file to place
         absolute = os.path.abspath(os.path.join(self.cwd, path))
-        vc_path = None
-        if self.repo_root:
-            try:
-                vc_path = os.path.relpath(absolute, self.repo_root)
-            except ValueError:  # Windows: another drive than the repository's
-                vc_path = ".."
-            vc_path = None if vc_path.startswith("..") else vc_path.replace(os.sep, "/")
+        vc_path = mapping.repo_path(absolute, self.repo_root)
         return mapping.relative_path(path, self.cwd, self.root), vc_path
 
 

@@ -5,9 +5,29 @@ so that an imported report's build says the same as a live run's.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Mapping
 
+from ..base.version import __version__
 from . import ci, host, vcs
+
+
+def journal_meta(settings, cwd: str, owns_build: bool, coordination: dict | None) -> dict:
+    """The journal's first record: who wrote it, where it goes, whether it starts the build
+    (a behave run and `behave-bstack import` write the same)."""
+    return {
+        "version": __version__,
+        "api_url": settings.api_url,
+        "project_name": settings.project_name,
+        "build_name": settings.build_name,
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "cwd": cwd,
+        "owns_build": owns_build,
+        "build_hashed_id": settings.build_hashed_id,
+        "coordination": coordination,
+    }
 
 
 def build_start_body(

@@ -10,11 +10,10 @@ from pathlib import Path
 
 from ..base import private_dirs
 from ..base.clock import Clock
-from ..base.version import __version__
 from ..journal import coordination
 from ..journal import store as journal
 from ..origin import ci, vcs
-from ..origin.build import build_start_body
+from ..origin.build import build_start_body, journal_meta
 from ..settings.config import Settings, load_settings
 from . import api
 from .capture import OutputCapture
@@ -160,25 +159,11 @@ class ReportingSession:
 
     def _journal_start(self, repo_root: str | None) -> None:
         settings = self.settings
+        coordination = None
+        if self.participation:
+            coordination = {"dir": str(self.participation.directory), "outer_pid": self.outer_pid}
         self.outbox.emit_raw(
-            "meta",
-            {
-                "version": __version__,
-                "api_url": settings.api_url,
-                "project_name": settings.project_name,
-                "build_name": settings.build_name,
-                "hostname": socket.gethostname(),
-                "pid": os.getpid(),
-                "cwd": self.cwd,
-                "owns_build": self.owns_build,
-                "build_hashed_id": settings.build_hashed_id,
-                "coordination": {
-                    "dir": str(self.participation.directory),
-                    "outer_pid": self.outer_pid,
-                }
-                if self.participation
-                else None,
-            },
+            "meta", journal_meta(settings, self.cwd, self.owns_build, coordination)
         )
         if self.owns_build:
             self.outbox.emit("build_start", self.build_start_body(repo_root), "build")
